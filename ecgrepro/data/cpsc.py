@@ -1,0 +1,183 @@
+"""CPSC 2018: ``REFERENCE.csv`` labels and the records in their three public forms.
+
+Forms (METHODS.md, "CPSC 2018"; the sample's README):
+
+- ``wfdb``: a WFDB header plus ``.mat`` signal (PhysioNet/CinC Challenge 2020
+  with ``#Dx:`` abbreviations, or 2021+ with SNOMED CT codes);
+- ``original``: the original release's MATLAB struct ``ECG{sex, age, data}``.
+
+Labels always come from ``REFERENCE.csv``; a header's own ``#Dx:`` is
+cross-checked and any disagreement reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgrepro.config import CLASSES
+from ecgrepro.data.errors import RecordError, SkipReport
+from ecgrepro.data.labels import CPSC_CODES, header_dx_classes
+from ecgrepro.data.records import Record, read_cpsc_original, read_wfdb
+
+#: Sampling frequency of every CPSC 2018 record, Hz.
+CPSC_FS_HZ = 500
+
+
+def cpsc_dir(root: Path) -> Path:
+    """The CPSC folder under a data root (``<root>/cpsc2018``)."""
+    return Path(root) / "cpsc2018"
+
+
+def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
+    """Read ``REFERENCE.csv`` (multi-label, codes 1-9).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Data root holding ``cpsc2018/REFERENCE.csv``.
+
+    Returns
+    -------
+    labels : pandas.DataFrame
+        Indexed by record name (``A0001`` ...), columns ``classes`` (list of
+        classes, first label first) and one 0/1 column per class.
+    report : SkipReport
+        Rows with an unknown label code, left out of ``labels``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``REFERENCE.csv`` is missing.
+    """
+    path = cpsc_dir(root) / "REFERENCE.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"CPSC 2018 labels not found: {path}")
+    ref = pd.read_csv(path, dtype=str, keep_default_na=False)
+    ref.columns = [c.strip() for c in ref.columns]
+    report = SkipReport("cpsc")
+    names, classes = [], []
+    for row in ref.itertuples(index=False):
+        name = row[0].strip()
+        codes = [v.strip() for v in row[1:] if str(v).strip()]
+        try:
+            bad = [c for c in codes if not c.isdigit() or int(c) not in CPSC_CODES]
+            if bad or not codes:
+                raise RecordError(name, f"unknown label code(s) {bad or codes} in REFERENCE.csv")
+            cl = []
+            for c in codes:
+                if CPSC_CODES[int(c)] not in cl:
+                    cl.append(CPSC_CODES[int(c)])
+            names.append(name)
+            classes.append(cl)
+        except RecordError as err:
+            report.add(err)
+    labels = pd.DataFrame({"classes": classes}, index=pd.Index(names, name="record"))
+    for c in CLASSES:
+        labels[c] = [int(c in cl) for cl in classes]
+    return labels, report
+
+
+def index_records(root: Path) -> pd.DataFrame:
+    """Find every CPSC record file under ``<root>/cpsc2018`` in any form.
+
+    A ``.mat`` with a ``.hea`` beside it is the WFDB form; a ``.mat`` alone is
+    the original release. A record present in several forms is listed once per
+    form.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``record`` (name), ``form`` (``"wfdb"`` or ``"original"``),
+        ``path`` (record path; without extension for WFDB), sorted by record
+        then form (WFDB first).
+    """
+    rows = []
+    for mat in sorted(cpsc_dir(root).rglob("*.mat")):
+        hea = mat.with_suffix(".hea")
+        if hea.is_file():
+            rows.append((mat.stem, "wfdb", str(mat.with_suffix(""))))
+        else:
+            rows.append((mat.stem, "original", str(mat)))
+    for hea in sorted(cpsc_dir(root).rglob("*.hea")):
+        if not hea.with_suffix(".mat").is_file():  # header whose signal file is missing
+            rows.append((hea.stem, "wfdb", str(hea.with_suffix(""))))
+    df = pd.DataFrame(rows, columns=["record", "form", "path"])
+    df["form_rank"] = df.form.map({"wfdb": 0, "original": 1})
+    df = df.sort_values(["record", "form_rank", "path"]).drop(columns="form_rank")
+    return df.drop_duplicates(["record", "form", "path"]).reset_index(drop=True)
+
+
+def read_record(record: str, form: str, path: str | Path) -> Record:
+    """Read one CPSC record in mV at 500 Hz.
+
+    Parameters
+    ----------
+    record : str
+        Record name such as ``A0001``.
+    form : {"wfdb", "original"}
+    path : str or pathlib.Path
+        From :func:`index_records`.
+
+    Returns
+    -------
+    Record
+        Signal of shape (n_samples, 12), mV; n_samples is 3,000-30,000.
+
+    Raises
+    ------
+    RecordError
+        Missing, truncated or unreadable record, wrong lead set, NaN samples.
+    ValueError
+        For an unknown ``form``.
+    """
+    if form == "wfdb":
+        return read_wfdb(path, record=record)
+    if form == "original":
+        return read_cpsc_original(path, record=record, fs=CPSC_FS_HZ)
+    raise ValueError(f"unknown CPSC record form {form!r}")
+
+
+def check_header_labels(record: str, comments: list[str], classes: list[str]) -> str | None:
+    """Compare a WFDB header's ``#Dx:`` with the ``REFERENCE.csv`` labels.
+
+    Parameters
+    ----------
+    record : str
+        Record name.
+    comments : list of str
+        The header's comment lines (``wfdb.rdheader(path).comments``).
+    classes : list of str
+        The record's classes from ``REFERENCE.csv``.
+
+    Returns
+    -------
+    str or None
+        A description of the disagreement, or None when they agree or the
+        header has no Dx line.
+    """
+    try:
+        dx = header_dx_classes(record, comments)
+    except RecordError as err:
+        return err.problem
+    if dx is None or set(dx) == set(classes):
+        return None
+    return f"header Dx {dx} but REFERENCE.csv {classes}"
+
+
+def choose_forms(index: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """One file per labelled record: the first form found (WFDB before original).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``index`` rows restricted to records in ``labels``, one per record,
+        with a column ``n_forms`` counting the copies found.
+    """
+    counts = index.groupby("record").size().rename("n_forms")
+    chosen = index.drop_duplicates("record").set_index("record").join(counts)
+    return chosen.loc[chosen.index.isin(labels.index)].assign(
+        n_forms=lambda d: d.n_forms.astype(np.int64)
+    )

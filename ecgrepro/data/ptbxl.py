@@ -1,0 +1,125 @@
+"""PTB-XL v1.0.3: metadata, the 9-class labels and the records present on disk.
+
+Source: Wagner et al. (2020), PhysioNet PTB-XL v1.0.3 layout
+(``ptbxl_database.csv``, ``scp_statements.csv``, ``records100/``,
+``records500/``); label derivation as METHODS.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ecgrepro.config import CLASSES
+from ecgrepro.data.errors import RecordError, SkipReport
+from ecgrepro.data.labels import parse_scp_codes, ptbxl_classes
+from ecgrepro.data.records import Record, read_wfdb
+
+#: Sampling frequencies of the two PTB-XL releases and their filename columns.
+FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
+
+
+def ptbxl_dir(root: Path) -> Path:
+    """The PTB-XL folder under a data root (``<root>/ptb-xl``)."""
+    return Path(root) / "ptb-xl"
+
+
+def load_metadata(root: Path) -> tuple[pd.DataFrame, SkipReport]:
+    """Read ``ptbxl_database.csv`` and attach the 9-class labels.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Data root holding ``ptb-xl/``.
+
+    Returns
+    -------
+    meta : pandas.DataFrame
+        One row per listed record (21,799 in v1.0.3), indexed by ``ecg_id``,
+        with the official columns plus ``scp`` (dict code -> likelihood),
+        ``classes`` (list of CPSC classes, empty for dropped records),
+        ``dropped`` (bool) and one 0/1 column per class.
+    report : SkipReport
+        Records whose labels could not be read (unparseable ``scp_codes`` or an
+        unknown code); they are left out of ``meta``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``ptbxl_database.csv`` is missing.
+    """
+    path = ptbxl_dir(root) / "ptbxl_database.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"PTB-XL metadata not found: {path}")
+    meta = pd.read_csv(path, index_col="ecg_id")
+    report = SkipReport("ptbxl")
+    scp, classes, keep = [], [], []
+    for ecg_id, text in meta["scp_codes"].items():
+        try:
+            codes = parse_scp_codes(str(ecg_id), text)
+            classes.append(ptbxl_classes(str(ecg_id), codes))
+            scp.append(codes)
+            keep.append(ecg_id)
+        except RecordError as err:
+            report.add(err)
+    meta = meta.loc[keep].copy()
+    meta["scp"] = scp
+    meta["classes"] = classes
+    meta["dropped"] = [len(c) == 0 for c in classes]
+    for c in CLASSES:
+        meta[c] = [int(c in cl) for cl in classes]
+    return meta, report
+
+
+def record_path(root: Path, meta: pd.DataFrame, ecg_id: int, fs_hz: int) -> Path:
+    """Path (without extension) of one record at 100 or 500 Hz.
+
+    Raises
+    ------
+    ValueError
+        If ``fs_hz`` is not 100 or 500.
+    """
+    if fs_hz not in FILENAME_COLUMN:
+        raise ValueError(f"PTB-XL has records at 100 or 500 Hz, not {fs_hz}")
+    return ptbxl_dir(root) / meta.at[ecg_id, FILENAME_COLUMN[fs_hz]]
+
+
+def present(root: Path, meta: pd.DataFrame, fs_hz: int) -> pd.Series:
+    """Which listed records have their header file on disk at ``fs_hz``.
+
+    Returns
+    -------
+    pandas.Series of bool, indexed by ``ecg_id``.
+    """
+    base = ptbxl_dir(root)
+    col = FILENAME_COLUMN[fs_hz]
+    return pd.Series(
+        [(base / f"{name}.hea").is_file() for name in meta[col]], index=meta.index, name="present"
+    )
+
+
+def read_record(root: Path, meta: pd.DataFrame, ecg_id: int, fs_hz: int) -> Record:
+    """Read one PTB-XL record in mV.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Data root.
+    meta : pandas.DataFrame
+        From :func:`load_metadata`.
+    ecg_id : int
+    fs_hz : int
+        100 (``records100``) or 500 (``records500``).
+
+    Returns
+    -------
+    Record
+        Signal of shape (1000 or 5000, 12), mV.
+
+    Raises
+    ------
+    RecordError
+        Missing, truncated or unreadable record, wrong lead set, NaN samples.
+    """
+    return read_wfdb(record_path(root, meta, ecg_id, fs_hz), record=f"ptbxl:{ecg_id}")
