@@ -1,0 +1,237 @@
+"""Training as the published code: BCEWithLogits, Adam, batch 32, augmentation,
+best-validation-mean-F1 checkpoint (METHODS.md, "Input and training").
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ecgrepro.data import ECGDataset
+from ecgrepro.metrics import f1_optimal_thresholds, per_class_metrics
+
+#: Probability that each augmentation is applied to a record: P(N(0, 1) > 0.5).
+AUGMENT_PROBABILITY = 0.3085375387259869
+
+
+@dataclass
+class Samples:
+    """Records drawn from one or more datasets' signal arrays, without copying them.
+
+    Attributes
+    ----------
+    parts : list of numpy.ndarray, each shape (n_i, 12, n_samples), float32, mV
+        Signal arrays (memory-mapped caches).
+    part : numpy.ndarray, shape (n,), int
+        Which array each sample comes from.
+    row : numpy.ndarray, shape (n,), int
+        Row of the sample in its array.
+    y : numpy.ndarray, shape (n, 9), float32
+        Multi-hot labels.
+    augment : numpy.ndarray, shape (n,), bool
+        Whether training augmentation applies to the sample (the published
+        Ours_2 code augmented only the PTB-XL records).
+    """
+
+    parts: list[np.ndarray]
+    part: np.ndarray
+    row: np.ndarray
+    y: np.ndarray
+    augment: np.ndarray
+
+    @classmethod
+    def from_dataset(cls, ds: ECGDataset, split: str, augment: bool = True) -> Samples:
+        """The records of one split (``train``, ``val`` or ``test``) of a dataset."""
+        idx, y = ds.subset(split)
+        return cls([ds.signals], np.zeros(len(idx), int), idx, y, np.full(len(idx), augment))
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def __add__(self, other: Samples) -> Samples:
+        offset = len(self.parts)
+        return Samples(
+            self.parts + other.parts,
+            np.concatenate([self.part, other.part + offset]),
+            np.concatenate([self.row, other.row]),
+            np.concatenate([self.y, other.y]),
+            np.concatenate([self.augment, other.augment]),
+        )
+
+    def signals(self, idx: np.ndarray) -> np.ndarray:
+        """Signals of samples ``idx``: shape (len(idx), 12, n_samples), float32, mV (a copy)."""
+        idx = np.asarray(idx)
+        first = self.parts[self.part[idx[0]]] if len(idx) else self.parts[0]
+        out = np.empty((len(idx),) + first.shape[1:], dtype=np.float32)
+        for p in np.unique(self.part[idx]):
+            sel = self.part[idx] == p
+            rows = self.row[idx][sel]
+            order = np.argsort(rows)  # ascending rows read a memory map sequentially
+            block = np.empty((len(rows),) + first.shape[1:], dtype=np.float32)
+            block[order] = self.parts[p][rows[order]]
+            out[sel] = block
+        return out
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The published code's training augmentation, per record.
+
+    With probability P(N(0,1) > 0.5) ~ 0.31 each: every lead scaled by its own
+    factor from N(1, 0.1); every lead shifted by its own constant offset drawn
+    uniformly from {-20, ..., 19} / 1000 mV.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (batch, 12, n_samples), float32, mV
+        Modified in place.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x``.
+    """
+    b, leads, _ = x.shape
+    scale = rng.standard_normal(b) > 0.5
+    if scale.any():
+        x[scale] *= rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
+    shift = rng.standard_normal(b) > 0.5
+    if shift.any():
+        x[shift] += (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(np.float32)
+    return x
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """``"auto"`` gives CUDA when present, else CPU; any other value is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, samples: Samples, batch_size: int = 64,
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """Sigmoid outputs of ``model`` for every sample, in order.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(samples), n_classes), float32, in [0, 1]
+    """
+    device = torch.device(device)
+    model.eval().to(device)
+    out = []
+    for start in range(0, len(samples), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(samples)))
+        x = torch.from_numpy(samples.signals(idx)).to(device)
+        out.append(torch.sigmoid(model(x).float()).cpu().numpy())
+    n_out = model.fc.out_features if hasattr(model, "fc") else 0
+    return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_model`.
+
+    Attributes
+    ----------
+    log : pandas.DataFrame
+        One row per epoch: ``epoch, train_loss, val_loss, val_mean_f1,
+        val_macro_auc, seconds``.
+    best_epoch : int
+        Epoch (1-based) of the kept checkpoint (highest validation mean F1).
+    state_dict : dict
+        The kept weights (on CPU); the model is left holding them.
+    """
+
+    log: pd.DataFrame
+    best_epoch: int
+    state_dict: dict
+
+
+def train_model(model: nn.Module, train: Samples, val: Samples, epochs: int = 30,
+                batch_size: int = 32, lr: float = 1e-4, seed: int = 0,
+                device: torch.device | str = "cpu",
+                log: Callable[[str], None] | None = print) -> TrainResult:
+    """Train with BCEWithLogits and Adam, keeping the best validation mean-F1 weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps (batch, 12, n_samples) float32 mV to (batch, 9) logits.
+    train, val : Samples
+        Training records (augmented where ``augment`` is set) and validation records.
+    epochs : int
+        30 in the paper.
+    batch_size : int
+        32 in the paper.
+    lr : float
+        Adam learning rate, 1e-4 in the paper.
+    seed : int
+        Seeds torch, the shuffling and the augmentation: the same seed gives
+        the same weights on CPU.
+    device : torch.device or str
+    log : callable, optional
+        Receives one line per epoch; None for silence.
+
+    Returns
+    -------
+    TrainResult
+
+    Notes
+    -----
+    Validation mean F1 is the mean over classes of the best F1 over the
+    threshold grid, as the published code's ``cal_f1s``.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = torch.device(device)
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    criterion = nn.BCEWithLogitsLoss()
+    rows, best_f1, best_epoch, best_state = [], -1.0, 0, None
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train))
+        total = 0.0
+        batches = range(0, len(order), batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=None, leave=False):
+            idx = order[start:start + batch_size]
+            x = train.signals(idx)
+            aug = train.augment[idx]
+            if aug.any():
+                x[aug] = augment(x[aug], rng)
+            xb = torch.from_numpy(x).to(device)
+            yb = torch.from_numpy(train.y[idx]).to(device)
+            optimiser.zero_grad()
+            loss = criterion(model(xb), yb)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        scores = predict_scores(model, val, device=device)
+        val_loss = float(criterion(torch.logit(torch.from_numpy(scores).double().clamp(1e-7, 1 - 1e-7)),
+                                   torch.from_numpy(val.y).double()))
+        _, f1s = f1_optimal_thresholds(val.y, scores)
+        auc = per_class_metrics(val.y, scores, np.full(val.y.shape[1], 0.5)).loc["AVG", "auc"]
+        row = {"epoch": epoch, "train_loss": total / max(len(train), 1), "val_loss": val_loss,
+               "val_mean_f1": float(f1s.mean()), "val_macro_auc": float(auc),
+               "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        if row["val_mean_f1"] > best_f1:
+            best_f1, best_epoch = row["val_mean_f1"], epoch
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if log:
+            log(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
+                f"val mean F1 {row['val_mean_f1']:.3f}  val macro AUC {auc:.3f}  "
+                f"{row['seconds']:.1f} s" + ("  *best" if best_epoch == epoch else ""))
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(pd.DataFrame(rows), best_epoch, best_state or {})

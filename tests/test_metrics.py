@@ -1,0 +1,68 @@
+"""Metrics and thresholds against direct computations."""
+
+import numpy as np
+import pytest
+
+from ecgrepro.metrics import THRESHOLD_GRID, f1_optimal_thresholds, per_class_metrics
+
+
+def direct(t, pred):
+    tp = np.sum((t == 1) & pred)
+    fp = np.sum((t == 0) & pred)
+    fn = np.sum((t == 1) & ~pred)
+    tn = np.sum((t == 0) & ~pred)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f1, (tp + tn) / len(t)
+
+
+def direct_auc(t, s):
+    pos, neg = s[t == 1], s[t == 0]
+    return np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_class_metrics_match_direct_computation(seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((200, 9)) < 0.2).astype(int)
+    s = np.clip(0.3 * y + rng.random((200, 9)) * 0.8, 0, 1)
+    th = rng.random(9)
+    table = per_class_metrics(y, s, th)
+    for k, c in enumerate(table.index[:-1]):
+        p, r, f1, acc = direct(y[:, k], s[:, k] >= th[k])
+        assert table.loc[c, ["precision", "recall", "f1", "accuracy"]].tolist() == pytest.approx([p, r, f1, acc])
+        assert table.at[c, "auc"] == pytest.approx(direct_auc(y[:, k], s[:, k]))
+    assert table.loc["AVG"].tolist() == pytest.approx(table.iloc[:-1].mean().tolist())
+
+
+def test_auc_undefined_without_positives_is_left_out_of_avg():
+    y = np.zeros((10, 2), int)
+    y[:5, 0] = 1
+    s = np.linspace(0, 1, 20).reshape(10, 2)
+    table = per_class_metrics(y, s, np.array([0.5, 0.5]), classes=("A", "B"))
+    assert np.isnan(table.at["B", "auc"])
+    assert table.at["AVG", "auc"] == table.at["A", "auc"]
+
+
+def test_thresholds_are_f1_argmax_on_grid():
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 3)) < 0.3).astype(int)
+    s = np.clip(0.4 * y + rng.random((300, 3)) * 0.7, 0, 1)
+    th, best = f1_optimal_thresholds(y, s)
+    for k in range(3):
+        f1s = [direct(y[:, k], s[:, k] >= t)[2] for t in THRESHOLD_GRID]
+        assert th[k] == THRESHOLD_GRID[int(np.argmax(f1s))]
+        assert best[k] == pytest.approx(max(f1s))
+
+
+def test_separable_scores_give_f1_one():
+    y = np.array([[0], [0], [1], [1]])
+    s = np.array([[0.1], [0.2], [0.7], [0.9]])
+    th, best = f1_optimal_thresholds(y, s)
+    assert best[0] == 1.0 and 0.2 < th[0] <= 0.7
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="equal 2-D shapes"):
+        per_class_metrics(np.zeros((3, 9)), np.zeros((4, 9)), np.zeros(9))
