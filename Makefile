@@ -43,6 +43,7 @@ html: venv vendor ## rebuild the HTML from the last executed notebooks, without 
 	$(VENV)/bin/ecgrepro book --no-execute
 
 test: venv ## run the unit tests on the real sample
+	$(VENV)/bin/ruff check ecgrepro tests
 	$(PY) -m pytest
 
 lint: venv ## ruff

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from ecgrepro.config import DataNotFoundError, REPO_ROOT, find_data_root, load_profiles
+from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_profiles
 
 
 def toc_notebooks(toc_file: Path) -> list[str]:
@@ -50,8 +50,9 @@ def parse_value(text: str):
     return text if value is None else value
 
 
-def execute_notebooks(profile: str, overrides: dict, data_root: Path, build_dir: Path,
-                      only: list[str] | None = None) -> list[Path]:
+def execute_notebooks(
+    profile: str, overrides: dict, data_root: Path, build_dir: Path, only: list[str] | None = None
+) -> list[Path]:
     """Execute the book's notebooks with papermill into ``build_dir / "src"``.
 
     Parameters
@@ -92,8 +93,12 @@ def execute_notebooks(profile: str, overrides: dict, data_root: Path, build_dir:
             continue
         nb_in = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
         declared = pm.inspect_notebook(str(nb_in))
-        params = {**profiles[profile].get(stem, {"profile": profile}), **overrides,
-                  "data_root": str(data_root), "build_dir": str(build_dir)}
+        params = {
+            **profiles[profile].get(stem, {"profile": profile}),
+            **overrides,
+            "data_root": str(data_root),
+            "build_dir": str(build_dir),
+        }
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
             print(f"[{stem}] not a parameter of this notebook, ignored: {unknown}")
@@ -102,8 +107,15 @@ def execute_notebooks(profile: str, overrides: dict, data_root: Path, build_dir:
         nb_out.parent.mkdir(parents=True, exist_ok=True)
         print(f"[{stem}] executing with {params}", flush=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, cwd=str(REPO_ROOT),
-                            kernel_name="python3", progress_bar=False, log_output=True)
+        pm.execute_notebook(
+            str(nb_in),
+            str(nb_out),
+            parameters=params,
+            cwd=str(REPO_ROOT),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=True,
+        )
         print(f"[{stem}] done in {time.perf_counter() - t0:.0f} s", flush=True)
         done.append(nb_out)
     return done
@@ -139,7 +151,16 @@ def stage_book(build_dir: Path) -> Path:
 
 def build_html(src: Path, out_root: Path) -> None:
     """``jupyter-book build`` with warnings as errors; HTML lands in ``out_root/_build/html``."""
-    cmd = ["jupyter-book", "build", str(src), "--path-output", str(out_root), "-W", "-n", "--keep-going"]
+    cmd = [
+        "jupyter-book",
+        "build",
+        str(src),
+        "--path-output",
+        str(out_root),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     exe = Path(sys.executable).parent / "jupyter-book"
     if exe.exists():
         cmd[0] = str(exe)
@@ -152,11 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     book = sub.add_parser("book", help="execute the notebooks and build the HTML book")
     book.add_argument("--profile", default="quick", help="profile of ecgrepro/profiles.yml")
-    book.add_argument("--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)")
-    book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                      help="override one notebook parameter, e.g. -p epochs 5")
+    book.add_argument(
+        "--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)"
+    )
+    book.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override one notebook parameter, e.g. -p epochs 5",
+    )
     book.add_argument("--only", nargs="*", help="execute only these notebooks (stems)")
-    book.add_argument("--no-execute", action="store_true", help="rebuild HTML from the last executed copies")
+    book.add_argument(
+        "--no-execute", action="store_true", help="rebuild HTML from the last executed copies"
+    )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()

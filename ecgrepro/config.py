@@ -17,7 +17,18 @@ CLASSES: tuple[str, ...] = ("SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC", "
 
 #: The 12 standard leads, in the order of the model's input channels.
 LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 
 #: Environment variable naming the data root (a folder holding ``ptb-xl/`` and ``cpsc2018/``).

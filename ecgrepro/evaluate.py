@@ -13,8 +13,9 @@ from ecgrepro.metrics import METRICS, f1_optimal_thresholds, per_class_metrics
 from ecgrepro.train import Samples, predict_scores
 
 
-def evaluate(model, val: Samples, tests: dict[str, Samples], device="cpu",
-             batch_size: int = 64) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+def evaluate(
+    model, val: Samples, tests: dict[str, Samples], device="cpu", batch_size: int = 64
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
     """Choose thresholds on ``val`` and compute the per-class table on each test set.
 
     Parameters
@@ -47,7 +48,7 @@ def evaluate(model, val: Samples, tests: dict[str, Samples], device="cpu",
 
 def to_long(table: pd.DataFrame) -> pd.DataFrame:
     """A per-class table (classes x metrics) in long form: ``class, metric, value``."""
-    return (table.reset_index().melt(id_vars="class", var_name="metric", value_name="value"))
+    return table.reset_index().melt(id_vars="class", var_name="metric", value_name="value")
 
 
 def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, test_sets: list[str]) -> pd.DataFrame:
@@ -66,8 +67,13 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, test_sets: list[str]) 
         Columns a MultiIndex (metric, test_set, {"paper", "ours"}).
     """
     both = pd.concat([ours.assign(source="ours"), paper.assign(source="paper")])
-    wide = both.pivot_table(index="class", columns=["metric", "test_set", "source"], values="value",
-                            aggfunc="first", dropna=False)
+    wide = both.pivot_table(
+        index="class",
+        columns=["metric", "test_set", "source"],
+        values="value",
+        aggfunc="first",
+        dropna=False,
+    )
     cols = [(m, t, s) for m in METRICS for t in test_sets for s in ("paper", "ours")]
     order = [c for c in paper["class"].drop_duplicates()]
     return wide.reindex(columns=pd.MultiIndex.from_tuples(cols)).reindex(order)

@@ -26,12 +26,15 @@ METRICS = ("precision", "recall", "f1", "auc", "accuracy")
 def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
     if y_true.shape != scores.shape or y_true.ndim != 2:
-        raise ValueError(f"y_true {y_true.shape} and scores {scores.shape} must be equal 2-D shapes")
+        raise ValueError(
+            f"y_true {y_true.shape} and scores {scores.shape} must be equal 2-D shapes"
+        )
     return y_true.astype(int), scores
 
 
-def f1_optimal_thresholds(y_true: np.ndarray, scores: np.ndarray,
-                          grid: np.ndarray = THRESHOLD_GRID) -> tuple[np.ndarray, np.ndarray]:
+def f1_optimal_thresholds(
+    y_true: np.ndarray, scores: np.ndarray, grid: np.ndarray = THRESHOLD_GRID
+) -> tuple[np.ndarray, np.ndarray]:
     """Per class, the threshold on ``grid`` with the highest F1.
 
     Parameters
@@ -64,8 +67,12 @@ def f1_optimal_thresholds(y_true: np.ndarray, scores: np.ndarray,
     return thresholds, best
 
 
-def per_class_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-                      classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+def per_class_metrics(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    classes: tuple[str, ...] = CLASSES,
+) -> pd.DataFrame:
     """Precision, recall, F1, ROC AUC and accuracy per class, plus the AVG row.
 
     Parameters
@@ -106,6 +113,8 @@ def per_class_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds: np.nda
             "accuracy": accuracy_score(t, pred),
         }
     table = pd.DataFrame.from_dict(rows, orient="index")[list(METRICS)]
-    table.loc["AVG"] = table.apply(lambda col: np.nanmean(col.to_numpy()) if col.notna().any() else np.nan)
+    table.loc["AVG"] = table.apply(
+        lambda col: np.nanmean(col.to_numpy()) if col.notna().any() else np.nan
+    )
     table.index.name = "class"
     return table

@@ -14,7 +14,7 @@ from ecgrepro.config import CLASSES, LEADS
 
 
 class BasicBlock1d(nn.Module):
-    """Residual block: conv(k7, stride) - BN - ReLU - Dropout(0.2) - conv(k7) - BN, + shortcut, ReLU.
+    """Residual block: conv(k7, stride)-BN-ReLU-Dropout(0.2)-conv(k7)-BN, + shortcut, ReLU.
 
     Parameters
     ----------
@@ -30,9 +30,13 @@ class BasicBlock1d(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ):
         super().__init__()
-        self.conv1 = nn.Conv1d(inplanes, planes, kernel_size=7, stride=stride, padding=3, bias=False)
+        self.conv1 = nn.Conv1d(
+            inplanes, planes, kernel_size=7, stride=stride, padding=3, bias=False
+        )
         self.bn1 = nn.BatchNorm1d(planes)
         self.relu = nn.ReLU()
         self.dropout = nn.Dropout(0.2)
@@ -73,9 +77,14 @@ class ResNet1d(nn.Module):
     4th residual block is ``layer4`` (Grad-CAM's default layer).
     """
 
-    def __init__(self, layers=(3, 4, 6, 3), input_channels: int = len(LEADS),
-                 num_classes: int = len(CLASSES), fs_hz: float | None = None,
-                 n_samples: int | None = None):
+    def __init__(
+        self,
+        layers=(3, 4, 6, 3),
+        input_channels: int = len(LEADS),
+        num_classes: int = len(CLASSES),
+        fs_hz: float | None = None,
+        n_samples: int | None = None,
+    ):
         super().__init__()
         self.fs_hz, self.n_samples = fs_hz, n_samples
         self.inplanes = 64
@@ -111,8 +120,9 @@ class ResNet1d(nn.Module):
         return self.fc(pooled.flatten(1))
 
 
-def resnet34(fs_hz: float | None = None, n_samples: int | None = None,
-             num_classes: int = len(CLASSES)) -> ResNet1d:
+def resnet34(
+    fs_hz: float | None = None, n_samples: int | None = None, num_classes: int = len(CLASSES)
+) -> ResNet1d:
     """Zhang et al.'s ResNet-34 (blocks [3, 4, 6, 3], 16,610,185 parameters for 9 classes).
 
     Parameters

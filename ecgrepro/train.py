@@ -105,7 +105,9 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x[scale] *= rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
     shift = rng.standard_normal(b) > 0.5
     if shift.any():
-        x[shift] += (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(np.float32)
+        x[shift] += (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
+            np.float32
+        )
     return x
 
 
@@ -117,8 +119,9 @@ def select_device(device: str = "auto") -> torch.device:
 
 
 @torch.no_grad()
-def predict_scores(model: nn.Module, samples: Samples, batch_size: int = 64,
-                   device: torch.device | str = "cpu") -> np.ndarray:
+def predict_scores(
+    model: nn.Module, samples: Samples, batch_size: int = 64, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Sigmoid outputs of ``model`` for every sample, in order.
 
     Returns
@@ -156,10 +159,17 @@ class TrainResult:
     state_dict: dict
 
 
-def train_model(model: nn.Module, train: Samples, val: Samples, epochs: int = 30,
-                batch_size: int = 32, lr: float = 1e-4, seed: int = 0,
-                device: torch.device | str = "cpu",
-                log: Callable[[str], None] | None = print) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train: Samples,
+    val: Samples,
+    epochs: int = 30,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
     """Train with BCEWithLogits and Adam, keeping the best validation mean-F1 weights.
 
     Parameters
@@ -204,7 +214,7 @@ def train_model(model: nn.Module, train: Samples, val: Samples, epochs: int = 30
         total = 0.0
         batches = range(0, len(order), batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=None, leave=False):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             x = train.signals(idx)
             aug = train.augment[idx]
             if aug.any():
@@ -217,21 +227,32 @@ def train_model(model: nn.Module, train: Samples, val: Samples, epochs: int = 30
             optimiser.step()
             total += loss.item() * len(idx)
         scores = predict_scores(model, val, device=device)
-        val_loss = float(criterion(torch.logit(torch.from_numpy(scores).double().clamp(1e-7, 1 - 1e-7)),
-                                   torch.from_numpy(val.y).double()))
+        val_loss = float(
+            criterion(
+                torch.logit(torch.from_numpy(scores).double().clamp(1e-7, 1 - 1e-7)),
+                torch.from_numpy(val.y).double(),
+            )
+        )
         _, f1s = f1_optimal_thresholds(val.y, scores)
         auc = per_class_metrics(val.y, scores, np.full(val.y.shape[1], 0.5)).loc["AVG", "auc"]
-        row = {"epoch": epoch, "train_loss": total / max(len(train), 1), "val_loss": val_loss,
-               "val_mean_f1": float(f1s.mean()), "val_macro_auc": float(auc),
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / max(len(train), 1),
+            "val_loss": val_loss,
+            "val_mean_f1": float(f1s.mean()),
+            "val_macro_auc": float(auc),
+            "seconds": time.perf_counter() - t0,
+        }
         rows.append(row)
         if row["val_mean_f1"] > best_f1:
             best_f1, best_epoch = row["val_mean_f1"], epoch
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         if log:
-            log(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
+            log(
+                f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
                 f"val mean F1 {row['val_mean_f1']:.3f}  val macro AUC {auc:.3f}  "
-                f"{row['seconds']:.1f} s" + ("  *best" if best_epoch == epoch else ""))
+                f"{row['seconds']:.1f} s" + ("  *best" if best_epoch == epoch else "")
+            )
     if best_state is not None:
         model.load_state_dict(best_state)
     return TrainResult(pd.DataFrame(rows), best_epoch, best_state or {})

@@ -25,7 +25,9 @@ def mini_root(tmp_path: Path, data_root: Path) -> Path:
     for i in (1, 2, 3):
         for ext in (".hea", ".dat"):
             name = f"{i:05d}_lr{ext}"
-            shutil.copy(data_root / "ptb-xl" / "records100" / "00000" / name, ptb / "records100" / "00000")
+            shutil.copy(
+                data_root / "ptb-xl" / "records100" / "00000" / name, ptb / "records100" / "00000"
+            )
     cpsc = tmp_path / "cpsc2018"
     (cpsc / "wfdb").mkdir(parents=True)
     (cpsc / "original").mkdir()

@@ -50,7 +50,9 @@ def test_nan_samples_are_named(tmp_path, data_root):
     mat = scipy.io.loadmat(str(data_root / "cpsc2018" / "original" / "A1980.mat"))
     mat["ECG"]["data"][0, 0][6, 100:110] = np.nan
     scipy.io.savemat(str(tmp_path / "A1980.mat"), {"ECG": mat["ECG"]})
-    with pytest.raises(RecordError, match=r"record A1980: 10 NaN/infinite samples in leads \['V1'\]"):
+    with pytest.raises(
+        RecordError, match=r"record A1980: 10 NaN/infinite samples in leads \['V1'\]"
+    ):
         read_cpsc_original(tmp_path / "A1980.mat")
 
 

@@ -22,7 +22,20 @@ def test_mapping_table_shape():
     assert (mapping == DROP).sum() == 11
     assert set(mapping[mapping != DROP]) == set(CLASSES)
     assert sorted(mapping[mapping == DROP].index) == sorted(
-        ["ISCIN", "ISCIL", "DIG", "ISCLA", "RVH", "LNGQT", "RAO/RAE", "EL", "ISCAN", "SEHYP", "STACH"])
+        [
+            "ISCIN",
+            "ISCIL",
+            "DIG",
+            "ISCLA",
+            "RVH",
+            "LNGQT",
+            "RAO/RAE",
+            "EL",
+            "ISCAN",
+            "SEHYP",
+            "STACH",
+        ]
+    )
 
 
 def test_every_positive_code_is_mapped_or_dropped(meta):
@@ -45,16 +58,22 @@ def test_table1_equals_paper_in_every_cell(meta):
 
 def test_table1_hand_computation():
     # a tiny table: 3 kept records and 1 dropped, checked by hand
-    meta = pd.DataFrame({
-        "age": [50.0, 300.0, 70.0, 20.0], "sex": [0, 1, 0, 0], "dropped": [False, False, False, True],
-        **{c: [0, 0, 0, 0] for c in CLASSES},
-    })
+    meta = pd.DataFrame(
+        {
+            "age": [50.0, 300.0, 70.0, 20.0],
+            "sex": [0, 1, 0, 0],
+            "dropped": [False, False, False, True],
+            **{c: [0, 0, 0, 0] for c in CLASSES},
+        }
+    )
     meta.loc[[0, 1], "SNR"] = 1
     meta.loc[[1, 2], "STE"] = 1
     t = summary.table1(meta)
     assert t.at["SNR", "count"] == 2 and t.at["SNR", "count_pct"] == pytest.approx(200 / 3)
     assert t.at["SNR", "male"] == 1 and t.at["SNR", "male_pct"] == 50
-    assert t.at["SNR", "age_mean"] == 175 and t.at["SNR", "age_sd"] == pytest.approx(176.7767, abs=1e-4)
+    assert t.at["SNR", "age_mean"] == 175 and t.at["SNR", "age_sd"] == pytest.approx(
+        176.7767, abs=1e-4
+    )
     c = summary.table1(meta, correct_ages=True)
     assert c.at["STE", "age_mean"] == 70 and c.at["STE", "age_placeholders"] == 1
     assert t.at["AF", "count"] == 0 and pd.isna(t.at["AF", "male_pct"])

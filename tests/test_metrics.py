@@ -31,7 +31,9 @@ def test_per_class_metrics_match_direct_computation(seed):
     table = per_class_metrics(y, s, th)
     for k, c in enumerate(table.index[:-1]):
         p, r, f1, acc = direct(y[:, k], s[:, k] >= th[k])
-        assert table.loc[c, ["precision", "recall", "f1", "accuracy"]].tolist() == pytest.approx([p, r, f1, acc])
+        assert table.loc[c, ["precision", "recall", "f1", "accuracy"]].tolist() == pytest.approx(
+            [p, r, f1, acc]
+        )
         assert table.at[c, "auc"] == pytest.approx(direct_auc(y[:, k], s[:, k]))
     assert table.loc["AVG"].tolist() == pytest.approx(table.iloc[:-1].mean().tolist())
 

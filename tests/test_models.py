@@ -18,9 +18,18 @@ def test_parameter_count(model):
 def test_state_dict_names_match_published_code(model):
     keys = list(model.state_dict())
     assert keys[:2] == ["conv1.weight", "bn1.weight"]
-    for name in ["layer1.0.conv1.weight", "layer1.0.bn1.running_var", "layer1.0.conv2.weight",
-                 "layer1.0.bn2.bias", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight",
-                 "layer3.5.conv2.weight", "layer4.2.bn2.num_batches_tracked", "fc.weight", "fc.bias"]:
+    for name in [
+        "layer1.0.conv1.weight",
+        "layer1.0.bn1.running_var",
+        "layer1.0.conv2.weight",
+        "layer1.0.bn2.bias",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.weight",
+        "layer3.5.conv2.weight",
+        "layer4.2.bn2.num_batches_tracked",
+        "fc.weight",
+        "fc.bias",
+    ]:
         assert name in keys
     assert "layer1.0.downsample.0.weight" not in keys  # no projection where the shape is kept
     assert model.state_dict()["conv1.weight"].shape == (64, 12, 15)

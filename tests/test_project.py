@@ -10,7 +10,9 @@ from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_p
 
 def test_missing_data_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("ECGREPRO_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(DataNotFoundError, match=r"Looked in: .*nowhere.*Expected .*ptbxl_database.csv"):
+    with pytest.raises(
+        DataNotFoundError, match=r"Looked in: .*nowhere.*Expected .*ptbxl_database.csv"
+    ):
         find_data_root(tmp_path / "nowhere")
 
 
@@ -23,18 +25,27 @@ def test_profiles_are_complete():
     profiles = load_profiles()
     assert {"quick", "paper"} <= set(profiles)
     paper = profiles["paper"]["table2_generalisation"]
-    assert (paper["fs_hz"], paper["window_s"], paper["epochs"], paper["batch_size"], paper["lr"]) == (
-        500, 30, 30, 32, 1e-4)
+    assert (
+        paper["fs_hz"],
+        paper["window_s"],
+        paper["epochs"],
+        paper["batch_size"],
+        paper["lr"],
+    ) == (500, 30, 30, 32, 1e-4)
 
 
 @pytest.mark.parametrize("name", toc_notebooks(REPO_ROOT / "_toc.yml"))
 def test_notebooks_are_clean_and_parameterised(name):
     nb = json.loads((REPO_ROOT / f"{name}.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "commit without outputs"
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), (
+        "commit without outputs"
+    )
     assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell tagged parameters"
     lines = [line for c in code for line in "".join(c["source"]).splitlines()]
-    assert not any(line.lstrip().startswith(("def ", "class ")) for line in lines), "no def/class in notebooks"
+    assert not any(line.lstrip().startswith(("def ", "class ")) for line in lines), (
+        "no def/class in notebooks"
+    )
 
 
 def test_notebook_defaults_are_the_papers_settings():

@@ -22,7 +22,9 @@ def test_ptbxl_record_reads(data_root, fs_hz, n):
 def test_ptbxl_lead_order_is_standard(data_root):
     # the header stores AVR/AVL/AVF in upper case; columns must follow LEADS
     rec = read_wfdb(data_root / "ptb-xl" / "records100" / "00000" / "00001_lr")
-    raw = __import__("wfdb").rdrecord(str(data_root / "ptb-xl" / "records100" / "00000" / "00001_lr"))
+    raw = __import__("wfdb").rdrecord(
+        str(data_root / "ptb-xl" / "records100" / "00000" / "00001_lr")
+    )
     upper = [n.upper() for n in raw.sig_name]
     for k, lead in enumerate(LEADS):
         np.testing.assert_allclose(rec.signal[:, k], raw.p_signal[:, upper.index(lead.upper())])
@@ -56,8 +58,9 @@ def test_cpsc_index_and_labels(data_root):
     assert chosen.at["A0001", "form"] == "wfdb" and chosen.at["A1980", "form"] == "original"
     # sample README: label counts of A0001-A0150 for codes 1-9
     first150 = labels.loc[[f"A{i:04d}" for i in range(1, 151)]]
-    assert first150[["SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"]].sum().tolist() == [
-        20, 24, 7, 8, 32, 13, 18, 19, 13]
+    assert first150[
+        ["SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"]
+    ].sum().tolist() == [20, 24, 7, 8, 32, 13, 18, 19, 13]
     assert (first150.classes.map(len) > 1).sum() == 4
 
 

@@ -41,7 +41,9 @@ def test_bad_ratio_and_length():
 
 
 def test_folds_seeded_and_stratified():
-    labels = pd.Series(np.repeat(list("ABCD"), [40, 30, 20, 10]), index=[f"r{i}" for i in range(100)])
+    labels = pd.Series(
+        np.repeat(list("ABCD"), [40, 30, 20, 10]), index=[f"r{i}" for i in range(100)]
+    )
     a, b, c = stratified_folds(labels, 0), stratified_folds(labels, 0), stratified_folds(labels, 1)
     pd.testing.assert_series_equal(a, b)
     assert not a.equals(c)

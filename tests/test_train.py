@@ -30,8 +30,9 @@ def test_samples_gather_across_parts():
     a, b = toy_samples(5, seed=1), toy_samples(4, seed=2)
     both = a + b
     assert len(both) == 9
-    np.testing.assert_array_equal(both.signals(np.array([6, 0, 5])),
-                                  np.stack([b.parts[0][1], a.parts[0][0], b.parts[0][0]]))
+    np.testing.assert_array_equal(
+        both.signals(np.array([6, 0, 5])), np.stack([b.parts[0][1], a.parts[0][0], b.parts[0][0]])
+    )
 
 
 def test_training_is_deterministic_and_keeps_best():
@@ -43,7 +44,14 @@ def test_training_is_deterministic_and_keeps_best():
         r = train_model(model, train, val, epochs=2, batch_size=8, seed=3, log=None)
         results.append((r, model))
     (r1, m1), (r2, m2) = results
-    assert list(r1.log.columns) == ["epoch", "train_loss", "val_loss", "val_mean_f1", "val_macro_auc", "seconds"]
+    assert list(r1.log.columns) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_mean_f1",
+        "val_macro_auc",
+        "seconds",
+    ]
     np.testing.assert_allclose(r1.log.train_loss, r2.log.train_loss)
     for k, v in m1.state_dict().items():
         torch.testing.assert_close(v, m2.state_dict()[k])

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import wfdb
 
-from ecgrepro.config import CLASSES, REPO_ROOT
+from ecgrepro.config import REPO_ROOT
 from ecgrepro.data import cpsc, ptbxl
 from ecgrepro.data.errors import RecordError, SkipReport
 from ecgrepro.data.labels import multi_hot
@@ -23,8 +23,13 @@ from ecgrepro.data.signals import cached_signals, prepare_signal
 from ecgrepro.data.splits import split_of, stratified_folds
 
 __all__ = [
-    "ECGDataset", "RecordError", "SkipReport", "load_ptbxl", "load_cpsc",
-    "default_cache_dir", "prepare_signal",
+    "ECGDataset",
+    "RecordError",
+    "SkipReport",
+    "load_ptbxl",
+    "load_cpsc",
+    "default_cache_dir",
+    "prepare_signal",
 ]
 
 
@@ -88,7 +93,10 @@ class ECGDataset:
 
 
 def load_ptbxl(
-    root: Path, fs_hz: float, n_samples: int, cache_dir: Path | None = None,
+    root: Path,
+    fs_hz: float,
+    n_samples: int,
+    cache_dir: Path | None = None,
     source_fs_hz: int | None = None,
 ) -> ECGDataset:
     """PTB-XL records present on disk, labelled with the 9 CPSC classes.
@@ -129,13 +137,15 @@ def load_ptbxl(
     )
     skipped.skipped[:0] = label_skips.skipped
     rows = usable.loc[[int(r) for r in ok]]
-    records = pd.DataFrame({
-        "record": rows.index.astype(str),
-        "fold": rows.strat_fold.to_numpy(),
-        "classes": rows.classes.to_numpy(),
-        "age": rows.age.to_numpy(),
-        "sex": rows.sex.map({0: "male", 1: "female"}).to_numpy(),
-    })
+    records = pd.DataFrame(
+        {
+            "record": rows.index.astype(str),
+            "fold": rows.strat_fold.to_numpy(),
+            "classes": rows.classes.to_numpy(),
+            "age": rows.age.to_numpy(),
+            "sex": rows.sex.map({0: "male", 1: "female"}).to_numpy(),
+        }
+    )
     records["split"] = split_of(records.fold)
     inventory = {
         "listed": len(meta) + len(label_skips),
@@ -146,12 +156,24 @@ def load_ptbxl(
         "signal_errors": len(skipped) - len(label_skips),
         "used": len(records),
     }
-    return ECGDataset("ptbxl", signals, multi_hot(list(records.classes)), records, fs_hz,
-                      n_samples, skipped, inventory)
+    return ECGDataset(
+        "ptbxl",
+        signals,
+        multi_hot(list(records.classes)),
+        records,
+        fs_hz,
+        n_samples,
+        skipped,
+        inventory,
+    )
 
 
 def load_cpsc(
-    root: Path, fs_hz: float, n_samples: int, seed: int = 0, cache_dir: Path | None = None,
+    root: Path,
+    fs_hz: float,
+    n_samples: int,
+    seed: int = 0,
+    cache_dir: Path | None = None,
 ) -> ECGDataset:
     """CPSC 2018 records present on disk, labelled from ``REFERENCE.csv``.
 
@@ -198,12 +220,14 @@ def load_cpsc(
     )
     skipped.skipped[:0] = label_skips.skipped
     folds = stratified_folds(labels.loc[ok, "classes"].map(lambda c: c[0]), seed)
-    records = pd.DataFrame({
-        "record": ok,
-        "fold": folds.to_numpy(),
-        "classes": labels.loc[ok, "classes"].to_numpy(),
-        "form": chosen.loc[ok, "form"].to_numpy(),
-    })
+    records = pd.DataFrame(
+        {
+            "record": ok,
+            "fold": folds.to_numpy(),
+            "classes": labels.loc[ok, "classes"].to_numpy(),
+            "form": chosen.loc[ok, "form"].to_numpy(),
+        }
+    )
     records["split"] = split_of(records.fold)
     inventory = {
         "listed": len(labels) + len(label_skips),
@@ -214,5 +238,14 @@ def load_cpsc(
         "signal_errors": len(skipped) - len(label_skips),
         "used": len(records),
     }
-    return ECGDataset("cpsc", signals, multi_hot(list(records.classes)), records, fs_hz,
-                      n_samples, skipped, inventory, notes)
+    return ECGDataset(
+        "cpsc",
+        signals,
+        multi_hot(list(records.classes)),
+        records,
+        fs_hz,
+        n_samples,
+        skipped,
+        inventory,
+        notes,
+    )

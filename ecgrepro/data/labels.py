@@ -26,11 +26,26 @@ CPSC_CODES: dict[int, str] = {i + 1: c for i, c in enumerate(CLASSES)}
 
 #: ``#Dx:`` values in the CinC 2020 (abbreviations) and 2021+ (SNOMED CT) header forms.
 DX_TO_CLASS: dict[str, str] = {
-    "Normal": "SNR", "AF": "AF", "I-AVB": "IAVB", "LBBB": "LBBB", "RBBB": "RBBB",
-    "PAC": "PAC", "PVC": "PVC", "STD": "STD", "STE": "STE",
-    "426783006": "SNR", "164889003": "AF", "270492004": "IAVB", "164909002": "LBBB",
-    "59118001": "RBBB", "713427006": "RBBB", "284470004": "PAC", "63593006": "PAC",
-    "164884008": "PVC", "429622005": "STD", "164931005": "STE",
+    "Normal": "SNR",
+    "AF": "AF",
+    "I-AVB": "IAVB",
+    "LBBB": "LBBB",
+    "RBBB": "RBBB",
+    "PAC": "PAC",
+    "PVC": "PVC",
+    "STD": "STD",
+    "STE": "STE",
+    "426783006": "SNR",
+    "164889003": "AF",
+    "270492004": "IAVB",
+    "164909002": "LBBB",
+    "59118001": "RBBB",
+    "713427006": "RBBB",
+    "284470004": "PAC",
+    "63593006": "PAC",
+    "164884008": "PVC",
+    "429622005": "STD",
+    "164931005": "STE",
 }
 
 

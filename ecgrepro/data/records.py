@@ -66,7 +66,9 @@ def standard_lead_order(record: str, names: list[str]) -> np.ndarray:
     """
     canon = [_LEAD_LOOKUP.get(str(n).strip().upper()) for n in names]
     if sorted(c for c in canon if c) != sorted(LEADS) or None in canon:
-        raise RecordError(record, f"wrong lead set {list(names)}; expected the 12 leads {list(LEADS)}")
+        raise RecordError(
+            record, f"wrong lead set {list(names)}; expected the 12 leads {list(LEADS)}"
+        )
     return np.array([canon.index(lead) for lead in LEADS])
 
 
@@ -184,7 +186,9 @@ def read_cpsc_original(path: str | Path, record: str | None = None, fs: float = 
         mat = scipy.io.loadmat(str(path), squeeze_me=False)
         data = mat["ECG"]["data"][0, 0]
     except Exception as exc:
-        raise RecordError(record, f"unreadable .mat file {path} ({type(exc).__name__}: {exc})") from exc
+        raise RecordError(
+            record, f"unreadable .mat file {path} ({type(exc).__name__}: {exc})"
+        ) from exc
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] != len(LEADS):
         raise RecordError(record, f"ECG.data has shape {data.shape}; expected (12, n_samples)")

@@ -57,11 +57,13 @@ def prepare_signal(signal: np.ndarray, fs_in: float, fs_out: float, n_samples: i
     if fs_in != fs_out:
         ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
         if abs(float(ratio) - fs_out / fs_in) > 1e-9:
-            raise ValueError(f"cannot resample {fs_in} Hz -> {fs_out} Hz by a small rational factor")
+            raise ValueError(
+                f"cannot resample {fs_in} Hz -> {fs_out} Hz by a small rational factor"
+            )
         signal = scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator, axis=0)
     out = np.zeros((signal.shape[1], n_samples), dtype=np.float32)
     tail = signal[-n_samples:]
-    out[:, n_samples - tail.shape[0]:] = tail.T
+    out[:, n_samples - tail.shape[0] :] = tail.T
     return out
 
 

@@ -52,11 +52,15 @@ def stratified_folds(first_labels: pd.Series, seed: int, n_folds: int = 10) -> p
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        for k, (_, test_idx) in enumerate(skf.split(np.zeros(len(first_labels)), first_labels.values)):
+        for k, (_, test_idx) in enumerate(
+            skf.split(np.zeros(len(first_labels)), first_labels.values)
+        ):
             folds[test_idx] = k + 1
     return pd.Series(folds, index=first_labels.index, name="fold")
 
 
 def split_of(fold: pd.Series) -> pd.Series:
     """Name the split of each fold: ``train`` (1-8), ``val`` (9), ``test`` (10)."""
-    return fold.map(lambda f: "test" if f == TEST_FOLD else "val" if f == VALIDATION_FOLD else "train")
+    return fold.map(
+        lambda f: "test" if f == TEST_FOLD else "val" if f == VALIDATION_FOLD else "train"
+    )
