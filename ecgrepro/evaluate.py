@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgrepro.metrics import METRICS, f1_optimal_thresholds, per_class_metrics
+from ecgrepro.metrics import METRICS, bootstrap_ci, f1_optimal_thresholds, per_class_metrics
 from ecgrepro.train import Samples, predict_scores
 
 
@@ -77,3 +77,56 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, test_sets: list[str]) 
     cols = [(m, t, s) for m in METRICS for t in test_sets for s in ("paper", "ours")]
     order = [c for c in paper["class"].drop_duplicates()]
     return wide.reindex(columns=pd.MultiIndex.from_tuples(cols)).reindex(order)
+
+
+def table_with_ci(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-class metrics with 95% percentile bootstrap intervals (records resampled).
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray, shape (n_records, 9), {0, 1}
+    scores : numpy.ndarray, shape (n_records, 9), float in [0, 1]
+    thresholds : numpy.ndarray, shape (9,)
+        Held fixed while the test records are resampled.
+    n_boot : int
+        Resamples (1,000 in the book).
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long form ``class, metric, value, ci_low, ci_high`` (class includes AVG).
+    """
+    point = to_long(per_class_metrics(y_true, scores, thresholds))
+    ci = bootstrap_ci(y_true, scores, thresholds, n_boot=n_boot, seed=seed)
+    return point.merge(ci, on=["class", "metric"], how="left")
+
+
+def attach_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Add the paper's value to each of our cells and flag it when outside our interval.
+
+    Parameters
+    ----------
+    ours : pandas.DataFrame
+        Long form with ``model, test_set, class, metric, value, ci_low, ci_high``.
+    paper : pandas.DataFrame
+        Long form ``model, test_set, class, metric, value`` (:mod:`ecgrepro.paper`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ours`` plus ``paper_value`` (NaN where the paper has none) and
+        ``paper_outside_ci`` (bool; False where either is undefined).
+    """
+    keys = ["model", "test_set", "class", "metric"]
+    out = ours.merge(
+        paper[keys + ["value"]].rename(columns={"value": "paper_value"}), on=keys, how="left"
+    )
+    out["paper_outside_ci"] = (out.paper_value < out.ci_low) | (out.paper_value > out.ci_high)
+    return out

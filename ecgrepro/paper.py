@@ -1,7 +1,9 @@
 """The values the paper prints, typed once as data (``paper_data/*.csv``).
 
-Habeeb & Goyal, Tables 1-3. Table 3's "Original Model" column repeats Table 2's
-CPSC column value for value, so it is stored with ``test_set = cpsc``.
+Habeeb & Goyal, Tables 1-3. Table 3 reports every model on the combined test set
+(``test_set = combined``), but its "Original Model" column repeats Table 2's CPSC
+column value for value: the paper most likely evaluated the Original on the CPSC
+test fold only. The book says so beside Table 3.
 """
 
 from __future__ import annotations

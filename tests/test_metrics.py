@@ -68,3 +68,23 @@ def test_separable_scores_give_f1_one():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="equal 2-D shapes"):
         per_class_metrics(np.zeros((3, 9)), np.zeros((4, 9)), np.zeros(9))
+
+
+def test_bootstrap_matches_direct_resampling():
+    from ecgrepro.metrics import bootstrap_ci, bootstrap_metrics
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((60, 9)) < 0.25).astype(int)
+    s = np.clip(0.3 * y + rng.random((60, 9)) * 0.8, 0, 1)
+    th = np.full(9, 0.5)
+    boot = bootstrap_metrics(y, s, th, n_boot=40, seed=11, batch=7)
+    idx = np.random.default_rng(11).integers(0, 60, size=(40, 60))
+    for b in range(40):
+        direct = per_class_metrics(y[idx[b]], s[idx[b]], th).to_numpy()
+        np.testing.assert_allclose(boot[b], direct, equal_nan=True, atol=1e-12)
+    ci = bootstrap_ci(y, s, th, n_boot=40, seed=11)
+    row = ci[(ci["class"] == "AVG") & (ci.metric == "f1")].iloc[0]
+    assert row.ci_low == pytest.approx(np.percentile(boot[:, -1, 2], 2.5))
+    assert row.ci_high == pytest.approx(np.percentile(boot[:, -1, 2], 97.5))
+    point = per_class_metrics(y, s, th)
+    assert row.ci_low <= point.at["AVG", "f1"] <= row.ci_high

@@ -55,3 +55,12 @@ def test_notebook_defaults_are_the_papers_settings():
     defaults = {k: v["default"] for k, v in params.items()}
     assert (defaults["fs_hz"], defaults["window_s"], defaults["epochs"]) == ("500", "30", "30")
     assert (defaults["batch_size"], defaults["lr"]) == ("32", "0.0001")
+
+
+def test_table3_defaults_are_the_papers_settings():
+    import papermill as pm
+
+    params = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / "table3_retraining.ipynb"))
+    defaults = {k: v["default"] for k, v in params.items()}
+    assert (defaults["epochs"], defaults["epochs_ours"], defaults["fs_hz"]) == ("30", "30", "500")
+    assert defaults["augment_cpsc_in_ours2"] == "False"

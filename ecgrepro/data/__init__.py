@@ -7,6 +7,8 @@ cache and whose every skipped record is listed with its problem.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +66,8 @@ class ECGDataset:
         ones (dropped, header disagreements, duplicate forms).
     notes : list of str
         Human-readable remarks (e.g. header Dx disagreements).
+    cache_key : str
+        Hash of the decoded signals (records, file sizes, fs, length).
     """
 
     name: str
@@ -75,6 +79,20 @@ class ECGDataset:
     skipped: SkipReport
     inventory: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cache_key: str = ""
+
+    @property
+    def data_key(self) -> str:
+        """Hash of the signals, the labels and the split: what a trained model depends on."""
+        payload = json.dumps(
+            [
+                self.cache_key,
+                list(self.records.record),
+                list(self.records.split),
+                self.y.astype(int).tolist(),
+            ]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Row indices and labels of one split.
@@ -132,7 +150,7 @@ def load_ptbxl(
     def read(record: str, path: str):
         return read_wfdb(path, record=f"ptbxl:{record}")
 
-    signals, ok, skipped = cached_signals(
+    signals, ok, skipped, cache_key = cached_signals(
         "ptbxl", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir()
     )
     skipped.skipped[:0] = label_skips.skipped
@@ -165,6 +183,7 @@ def load_ptbxl(
         n_samples,
         skipped,
         inventory,
+        cache_key=cache_key,
     )
 
 
@@ -215,7 +234,7 @@ def load_cpsc(
     def read(record: str, path: str):
         return cpsc.read_record(record, chosen.at[record, "form"], path)
 
-    signals, ok, skipped = cached_signals(
+    signals, ok, skipped, cache_key = cached_signals(
         "cpsc", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir()
     )
     skipped.skipped[:0] = label_skips.skipped
@@ -248,4 +267,5 @@ def load_cpsc(
         skipped,
         inventory,
         notes,
+        cache_key,
     )

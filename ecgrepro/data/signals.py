@@ -90,7 +90,7 @@ def cached_signals(
     fs_hz: float,
     n_samples: int,
     cache_dir: Path,
-) -> tuple[np.ndarray, list[str], SkipReport]:
+) -> tuple[np.ndarray, list[str], SkipReport, str]:
     """Decode every record once into a memory-mapped float32 array on disk.
 
     Parameters
@@ -115,6 +115,9 @@ def cached_signals(
         Records in ``signals`` order (bad records left out).
     skipped : SkipReport
         Records that raised RecordError, with the problem.
+    key : str
+        Hash of everything that determines the array (records, their file
+        sizes, fs, length, :data:`CACHE_VERSION`).
 
     Notes
     -----
@@ -147,6 +150,6 @@ def cached_signals(
     skipped = SkipReport(dataset, [tuple(s) for s in meta["skipped"]])
     n = len(meta["records"])
     if n == 0:
-        return np.zeros((0, 12, n_samples), np.float32), [], skipped
+        return np.zeros((0, 12, n_samples), np.float32), [], skipped, key
     signals = np.memmap(folder / "signals.f32", dtype="<f4", mode="r", shape=(n, 12, n_samples))
-    return signals, list(meta["records"]), skipped
+    return signals, list(meta["records"]), skipped, key

@@ -1,0 +1,310 @@
+"""The training step as cached artifacts: each model is trained once per key.
+
+A trained model's artifact (weights, per-epoch log, scores) is stored under
+``<build>/artifacts/<name>-<key>/``, where the key hashes everything that
+determines the weights: the data the model sees (records, labels, splits,
+decoded-signal cache key of each dataset it trains and validates on), the
+training parameters, the parent model's key (Ours_1 continues from the
+Original) and :data:`TRAIN_CODE_VERSION`. A rebuild with the same key reuses
+the artifact; any change of those inputs, or ``retrain=True``, trains anew.
+
+Models (METHODS.md, "Input and training"):
+
+- ``original``: trained on CPSC 2018 (train folds), validated on its validation fold;
+- ``ours1``: the Original's weights trained further on PTB-XL;
+- ``ours2``: a fresh model trained on CPSC + PTB-XL; the published code augmented
+  only the PTB-XL records (``augment=("ptbxl",)``, the faithful default);
+- ``ptbxl_only``: a fresh model trained on PTB-XL (beyond the paper: it
+  completes the train x test matrix).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ecgrepro.data import ECGDataset
+from ecgrepro.models import ResNet1d, resnet34
+from ecgrepro.train import Samples, TrainResult, predict_scores, train_model
+
+#: Bump when a change to data preparation, the model or the training loop changes the weights.
+TRAIN_CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What one model is trained on and how.
+
+    Attributes
+    ----------
+    name : str
+        ``original``, ``ours1``, ``ours2`` or ``ptbxl_only``.
+    train_on : tuple of str
+        Datasets whose train folds it trains on (and whose validation folds
+        select the checkpoint).
+    init_from : str or None
+        Name of the model whose weights it starts from.
+    augment : tuple of str
+        Datasets whose training records are augmented.
+    epochs, batch_size, lr, seed
+        As :func:`ecgrepro.train.train_model`.
+    """
+
+    name: str
+    train_on: tuple[str, ...]
+    init_from: str | None = None
+    augment: tuple[str, ...] = ("cpsc", "ptbxl")
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-4
+    seed: int = 0
+
+
+def paper_specs(
+    epochs: int = 30,
+    epochs_ours: int = 30,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    seed: int = 0,
+    augment_cpsc_in_ours2: bool = False,
+) -> dict[str, TrainingSpec]:
+    """The paper's three models plus the PTB-XL-only model, in training order.
+
+    Parameters
+    ----------
+    epochs : int
+        Epochs of the Original (30 in the paper).
+    epochs_ours : int
+        Epochs of Ours_1, Ours_2 and the PTB-XL-only model (30 in the paper).
+    batch_size, lr, seed
+        Shared by all.
+    augment_cpsc_in_ours2 : bool
+        False (faithful): Ours_2 augments only its PTB-XL records.
+
+    Returns
+    -------
+    dict of str -> TrainingSpec
+    """
+    common = {"batch_size": batch_size, "lr": lr, "seed": seed}
+    both = ("cpsc", "ptbxl")
+    return {
+        "original": TrainingSpec("original", ("cpsc",), epochs=epochs, **common),
+        "ours1": TrainingSpec(
+            "ours1", ("ptbxl",), init_from="original", epochs=epochs_ours, **common
+        ),
+        "ours2": TrainingSpec(
+            "ours2",
+            both,
+            augment=both if augment_cpsc_in_ours2 else ("ptbxl",),
+            epochs=epochs_ours,
+            **common,
+        ),
+        "ptbxl_only": TrainingSpec("ptbxl_only", ("ptbxl",), epochs=epochs_ours, **common),
+    }
+
+
+def artifact_key(
+    spec: TrainingSpec, datasets: dict[str, ECGDataset], device: str, parent_key: str | None = None
+) -> str:
+    """Hash of everything that determines a model's weights.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+    datasets : dict of str -> ECGDataset
+        Only the datasets in ``spec.train_on`` enter the key.
+    device : str
+        Device type (``cpu``/``cuda``): kernels differ, so do the weights.
+    parent_key : str, optional
+        Key of ``spec.init_from``'s artifact.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits.
+    """
+    used = {
+        n: (datasets[n].data_key, datasets[n].fs_hz, datasets[n].n_samples) for n in spec.train_on
+    }
+    payload = {
+        "spec": asdict(spec),
+        "data": used,
+        "device": device,
+        "parent": parent_key,
+        "code": TRAIN_CODE_VERSION,
+        "torch": torch.__version__.split("+")[0],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def samples_for(
+    datasets: dict[str, ECGDataset],
+    names: tuple[str, ...],
+    split: str,
+    augment: tuple[str, ...] = (),
+) -> Samples:
+    """The records of ``split`` from several datasets, augmentation flagged per dataset."""
+    parts = [Samples.from_dataset(datasets[n], split, augment=n in augment) for n in names]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
+@dataclass
+class TrainedModel:
+    """A trained model and where it came from.
+
+    Attributes
+    ----------
+    spec : TrainingSpec
+    model : ResNet1d
+        In eval mode, holding the best-validation weights.
+    key : str
+        Artifact key (:func:`artifact_key`).
+    folder : pathlib.Path
+        Artifact folder.
+    log : pandas.DataFrame
+        Per-epoch log (see :class:`ecgrepro.train.TrainResult`).
+    best_epoch : int
+    reused : bool
+        True when loaded from an existing artifact.
+    meta : dict
+        What was stored beside the weights (key inputs, training time).
+    """
+
+    spec: TrainingSpec
+    model: ResNet1d
+    key: str
+    folder: Path
+    log: pd.DataFrame
+    best_epoch: int
+    reused: bool
+    meta: dict = field(default_factory=dict)
+
+    def scores(self, name: str, samples: Samples, data_key: str, device="cpu") -> np.ndarray:
+        """Sigmoid outputs on ``samples``, cached in the artifact folder by ``data_key``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (len(samples), 9), float32
+        """
+        path = self.folder / f"scores-{name}-{data_key}.npy"
+        if path.is_file():
+            return np.load(path)
+        s = predict_scores(self.model, samples, device=device)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, s)
+        os.replace(tmp, path)
+        return s
+
+
+def get_model(
+    spec: TrainingSpec,
+    datasets: dict[str, ECGDataset],
+    artifacts_dir: Path,
+    device: torch.device | str = "cpu",
+    parent: TrainedModel | None = None,
+    retrain: bool = False,
+    log=print,
+) -> TrainedModel:
+    """Load a model's artifact if its key exists, else train it and store the artifact.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+    datasets : dict of str -> ECGDataset
+        Must hold every dataset in ``spec.train_on``.
+    artifacts_dir : pathlib.Path
+        ``<build>/artifacts``.
+    device : torch.device or str
+    parent : TrainedModel, optional
+        Required when ``spec.init_from`` is set.
+    retrain : bool
+        Train even if the artifact exists (the old one is replaced).
+    log : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    ValueError
+        If ``spec.init_from`` is set and ``parent`` is not that model.
+    """
+    device = torch.device(device)
+    if spec.init_from and (parent is None or parent.spec.name != spec.init_from):
+        raise ValueError(f"{spec.name} starts from {spec.init_from}; pass that model as parent")
+    ref = datasets[spec.train_on[0]]
+    key = artifact_key(spec, datasets, device.type, parent.key if parent else None)
+    folder = Path(artifacts_dir) / f"{spec.name}-{key}"
+    model = resnet34(fs_hz=ref.fs_hz, n_samples=ref.n_samples)
+    if (folder / "meta.json").is_file() and not retrain:
+        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+        meta = json.loads((folder / "meta.json").read_text())
+        if log:
+            log(f"{spec.name}: reusing artifact {folder.name} (trained {meta['created']})")
+        return TrainedModel(
+            spec,
+            model.to(device).eval(),
+            key,
+            folder,
+            pd.read_csv(folder / "log.csv"),
+            meta["best_epoch"],
+            True,
+            meta,
+        )
+    torch.manual_seed(spec.seed)
+    model = resnet34(fs_hz=ref.fs_hz, n_samples=ref.n_samples)
+    if parent is not None:
+        model.load_state_dict(parent.model.state_dict())
+    train = samples_for(datasets, spec.train_on, "train", spec.augment)
+    val = samples_for(datasets, spec.train_on, "val")
+    if log:
+        log(
+            f"{spec.name}: training on {len(train)} records ({'+'.join(spec.train_on)}), "
+            f"validating on {len(val)}, {spec.epochs} epochs, key {key}"
+        )
+    t0 = time.perf_counter()
+    result: TrainResult = train_model(
+        model,
+        train,
+        val,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        seed=spec.seed,
+        device=device,
+        log=log,
+    )
+    meta = {
+        "spec": asdict(spec),
+        "key": key,
+        "parent": parent.key if parent else None,
+        "best_epoch": result.best_epoch,
+        "train_seconds": time.perf_counter() - t0,
+        "n_train": len(train),
+        "n_val": len(val),
+        "device": device.type,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(result.state_dict, tmp / "model.pt")
+    result.log.to_csv(tmp / "log.csv", index=False)
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)

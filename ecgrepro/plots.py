@@ -1,0 +1,175 @@
+"""Figures and table views for the book pages."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ecgrepro.config import CLASSES
+from ecgrepro.metrics import METRICS
+
+ROW_ORDER = list(CLASSES) + ["AVG"]
+
+
+def paper_table_view(long: pd.DataFrame, columns: tuple[str, ...] = ("metric",)):
+    """The paper's layout with, in each cell, the paper's value, ours and our interval.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        Columns ``class, metric, value, ci_low, ci_high, paper_value,
+        paper_outside_ci`` and any columns named in ``columns``.
+    columns : tuple of str
+        What spreads across the columns (``("metric",)`` for one model and test
+        set; ``("metric", "model")`` for Table 3).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Rows: the 9 classes and AVG. Cell text: ``paper | ours [low, high]``;
+        bold where the paper's value lies outside our 95% interval.
+    """
+
+    def fmt(v):
+        return "-" if pd.isna(v) else f"{v:.3f}"
+
+    df = long.copy()
+    df["cell"] = [
+        f"{fmt(p)} | {fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+        for p, v, lo, hi in zip(df.paper_value, df.value, df.ci_low, df.ci_high, strict=True)
+    ]
+    cols = list(columns)
+    text = df.pivot_table(index="class", columns=cols, values="cell", aggfunc="first")
+    flag = df.pivot_table(index="class", columns=cols, values="paper_outside_ci", aggfunc="first")
+    order = [m for m in METRICS if m in text.columns.get_level_values(0)]
+    text = text.reindex(ROW_ORDER).reindex(columns=order, level=0)
+    flag = flag.reindex(index=text.index, columns=text.columns).fillna(False).astype(bool)
+    return text.style.apply(
+        lambda _: np.where(flag, "font-weight: bold", ""), axis=None
+    ).set_caption("paper | ours [95% bootstrap interval]")
+
+
+def learning_curves(models: dict, figsize_per_model=(4.2, 3.0)):
+    """Loss and validation scores per epoch for trained models.
+
+    Parameters
+    ----------
+    models : dict of str -> object with ``log`` (DataFrame of
+        :class:`ecgrepro.train.TrainResult`) and ``best_epoch``
+    figsize_per_model : tuple of float
+        Inches per model column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Row 1: training and validation BCE loss; row 2: validation mean F1
+        (best threshold per class) and macro AUC, with the kept epoch dotted.
+    """
+    n = len(models)
+    w, h = figsize_per_model
+    fig, axes = plt.subplots(2, n, figsize=(w * n, h * 2), squeeze=False, sharex="col")
+    for k, (name, m) in enumerate(models.items()):
+        log = m.log
+        ax = axes[0, k]
+        ax.plot(log.epoch, log.train_loss, label="train")
+        ax.plot(log.epoch, log.val_loss, label="validation")
+        ax.set(title=name, ylabel="BCE loss")
+        ax.legend(fontsize=8)
+        ax = axes[1, k]
+        ax.plot(log.epoch, log.val_mean_f1, label="mean F1 (best thresholds)")
+        ax.plot(log.epoch, log.val_macro_auc, label="macro AUC")
+        ax.axvline(m.best_epoch, color="grey", ls=":", label="kept checkpoint")
+        ax.set(xlabel="epoch", ylabel="validation score", ylim=(0, 1))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def matrix_heatmap(cells: pd.DataFrame, metrics=("auc", "f1"), title_suffix: str = ""):
+    """Train x test heatmaps of macro (AVG) metrics with their intervals.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Long form with ``trained_on, test_set, metric, value, ci_low, ci_high``
+        for ``class == "AVG"``.
+    metrics : tuple of str
+        One heatmap per metric.
+    title_suffix : str
+        Appended to each panel title (e.g. the profile).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows: training data; columns: test set; colour: the value (0-1);
+        text: value and [low, high].
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        sub = cells[cells.metric == metric]
+        rows = list(dict.fromkeys(sub.trained_on))
+        cols = list(dict.fromkeys(sub.test_set))
+        grid = sub.pivot(index="trained_on", columns="test_set", values="value").reindex(rows)[cols]
+        im = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                cell = sub[(sub.trained_on == r) & (sub.test_set == c)].iloc[0]
+                colour = "black" if cell.value > 0.6 else "white"
+                ax.text(
+                    j,
+                    i,
+                    f"{cell.value:.3f}\n[{cell.ci_low:.2f}, {cell.ci_high:.2f}]",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color=colour,
+                )
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set(
+            xlabel="tested on",
+            ylabel="trained on",
+            title=f"macro {'AUC' if metric == 'auc' else metric.upper()}{title_suffix}",
+        )
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(y_true: np.ndarray, scores: dict, classes=CLASSES):
+    """ROC curve per class for several models on one test set.
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray, shape (n_records, 9), {0, 1}
+    scores : dict of str -> numpy.ndarray, shape (n_records, 9)
+        Sigmoid outputs per model.
+    classes : sequence of str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 3 x 3 grid, one panel per class; classes without positive or
+        negative test records are marked as such.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, axes = plt.subplots(3, 3, figsize=(10, 9.5), sharex=True, sharey=True)
+    for k, (ax, c) in enumerate(zip(axes.flat, classes, strict=True)):
+        t = y_true[:, k]
+        ax.plot([0, 1], [0, 1], color="lightgrey", lw=1)
+        if 0 < t.sum() < len(t):
+            for name, s in scores.items():
+                fpr, tpr, _ = roc_curve(t, s[:, k])
+                ax.plot(fpr, tpr, label=f"{name} ({roc_auc_score(t, s[:, k]):.2f})")
+            ax.legend(fontsize=7, loc="lower right", title="AUC", title_fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no positive or no negative\ntest record", ha="center", fontsize=8)
+        ax.set_title(f"{c} (n+ = {int(t.sum())})")
+    for ax in axes[-1]:
+        ax.set_xlabel("false positive rate")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true positive rate")
+    fig.tight_layout()
+    return fig
