@@ -10,7 +10,7 @@ MATHJAX   := _build/vendor/mathjax/es5/tex-svg.js
 DATA_ARG  := $(if $(ECGREPRO_DATA),--data $(ECGREPRO_DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv vendor book html test lint clean
+.PHONY: help venv vendor book data html test lint clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ book: ## set up, execute the notebooks (PROFILE=quick) and build _build/html
 	$(MAKE) --no-print-directory venv vendor && \
 	$(VENV)/bin/ecgrepro book --profile $(PROFILE) $(DATA_ARG) $(ARGS) && \
 	echo "make book: wall time $$(( $$(date +%s) - start )) s (profile $(PROFILE))"
+
+data: venv ## download PTB-XL + CPSC 2018 from PhysioNet into DATA=/path (needs internet)
+	@test -n "$(DATA)" || { echo "usage: make data DATA=/path/to/data-root"; exit 2; }
+	$(VENV)/bin/ecgrepro download $(DATA)
 
 html: venv vendor ## rebuild the HTML from the last executed notebooks, without executing them
 	$(VENV)/bin/ecgrepro book --no-execute

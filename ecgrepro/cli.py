@@ -189,7 +189,25 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument(
         "--no-execute", action="store_true", help="rebuild HTML from the last executed copies"
     )
+    dl = sub.add_parser(
+        "download", help="fetch PTB-XL v1.0.3 and CPSC 2018 from PhysioNet, verified"
+    )
+    dl.add_argument("root", help="data root to fill (ptb-xl/ and cpsc2018/ are created under it)")
+    dl.add_argument("--dataset", nargs="*", default=["ptbxl", "cpsc"], choices=["ptbxl", "cpsc"])
+    dl.add_argument("--base-url", default=None, help="mirror replacing the PhysioNet release root")
     args = parser.parse_args(argv)
+    if args.command == "download":
+        from ecgrepro.download import download
+
+        failed = 0
+        for name in args.dataset:
+            report = download(name, Path(args.root), base_url=args.base_url)
+            print(
+                f"{name}: {len(report.fetched)} fetched, {len(report.present)} already present, "
+                f"{len(report.failed)} failed"
+            )
+            failed += len(report.failed)
+        return 1 if failed else 0
 
     t0 = time.perf_counter()
     build_dir = REPO_ROOT / "_build"
