@@ -53,5 +53,8 @@ test: venv ## run the unit tests on the real sample
 lint: venv ## ruff
 	$(VENV)/bin/ruff check ecgrepro tests
 
+bench: venv ## training-speed benchmark: records/s, FLOPs, share outside forward/backward
+	$(PY) -m ecgrepro.bench
+
 clean: ## remove the build (keeps .venv)
 	rm -rf _build
