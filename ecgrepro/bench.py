@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ecgrepro.models import resnet34
-from ecgrepro.train import Samples, train_one_epoch
+from ecgrepro.train import Samples, train_one_epoch, train_step
 
 SIZES = {"quick": 1000, "paper": 15000}
 #: Records of the paper's reproduction: 21,541 mapped PTB-XL + 6,877 CPSC 2018.
@@ -82,11 +82,7 @@ def bare_step_throughput(
         if i == 1:
             sync()
             t0 = time.perf_counter()
-        opt.zero_grad()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = crit(model(x), y)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, crit, x, y, amp)
     sync()
     return batch * steps / (time.perf_counter() - t0)
 

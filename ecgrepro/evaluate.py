@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgrepro.metrics import METRICS, bootstrap_ci, f1_optimal_thresholds, per_class_metrics
+from ecgrepro.metrics import bootstrap_ci, f1_optimal_thresholds, per_class_metrics
 from ecgrepro.train import Samples, predict_scores
 
 
@@ -49,34 +49,6 @@ def evaluate(
 def to_long(table: pd.DataFrame) -> pd.DataFrame:
     """A per-class table (classes x metrics) in long form: ``class, metric, value``."""
     return table.reset_index().melt(id_vars="class", var_name="metric", value_name="value")
-
-
-def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, test_sets: list[str]) -> pd.DataFrame:
-    """The paper's layout: rows = classes + AVG, columns = (metric, test set, source).
-
-    Parameters
-    ----------
-    ours, paper : pandas.DataFrame
-        Long form with columns ``test_set, class, metric, value``.
-    test_sets : list of str
-        Test sets in column order.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns a MultiIndex (metric, test_set, {"paper", "ours"}).
-    """
-    both = pd.concat([ours.assign(source="ours"), paper.assign(source="paper")])
-    wide = both.pivot_table(
-        index="class",
-        columns=["metric", "test_set", "source"],
-        values="value",
-        aggfunc="first",
-        dropna=False,
-    )
-    cols = [(m, t, s) for m in METRICS for t in test_sets for s in ("paper", "ours")]
-    order = [c for c in paper["class"].drop_duplicates()]
-    return wide.reindex(columns=pd.MultiIndex.from_tuples(cols)).reindex(order)
 
 
 def table_with_ci(

@@ -139,6 +139,26 @@ def predict_scores(
     return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
 
 
+def train_step(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    criterion: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: bool = False,
+) -> torch.Tensor:
+    """One forward/backward/optimiser step on a batch; returns the (detached) loss.
+
+    x : (batch, 12, n_samples) float32, mV; y : (batch, 9) float32 in {0, 1}.
+    """
+    optimiser.zero_grad()
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = criterion(model(x), y)
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
 def train_one_epoch(
     model: nn.Module,
     train: Samples,
@@ -196,11 +216,7 @@ def train_one_epoch(
         if timings is not None:
             sync()
             t1 = time.perf_counter()
-        optimiser.zero_grad()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = criterion(model(xb), yb)
-        loss.backward()
-        optimiser.step()
+        loss = train_step(model, optimiser, criterion, xb, yb, amp)
         total += loss.item() * len(idx)
         seen += len(idx)
         if timings is not None:
