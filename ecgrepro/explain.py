@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
-import shap
+import pandas as pd
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 
 from ecgrepro.config import CLASSES
+
+with warnings.catch_warnings():
+    # shap imports tqdm.auto, which warns in a notebook without ipywidgets
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import shap
 
 
 def published_selection(
@@ -262,3 +270,151 @@ def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+@dataclass
+class PanelResult:
+    """Attributions of one model on one dataset (one of Figures 2-5).
+
+    Attributes
+    ----------
+    matrices : dict of str -> numpy.ndarray, shape (10, 12)
+        Class (9 + AVG) x lead matrices per method: ``gradient_published``,
+        ``gradient_principled`` and ``exact_<baseline>``.
+    exact : pandas.DataFrame
+        One row per record with exact values: ``record, class,
+        spearman_exact_vs_gradient, efficiency_error, seconds``.
+    costs : pandas.DataFrame
+        ``method, records, model_evaluations_per_record, seconds_per_record``.
+    """
+
+    matrices: dict
+    exact: pd.DataFrame
+    costs: pd.DataFrame
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    return np.concatenate(
+        [
+            model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).numpy()
+            for i in range(0, len(x), batch_size)
+        ]
+    )
+
+
+def spread_over_classes(targets: np.ndarray, k: int) -> np.ndarray:
+    """Indices of ``k`` entries taking each class's first record, then each class's second, ..."""
+    rank = np.array([np.sum(targets[:i] == targets[i]) for i in range(len(targets))])
+    return np.lexsort((targets, rank))[:k]
+
+
+def shap_panel(
+    model: nn.Module,
+    ds,
+    n_background: int = 100,
+    n_explained: int = 200,
+    nsamples: int = 200,
+    n_per_class: int = 20,
+    exact_per_panel: int = 20,
+    exact_baseline: str = "zeros",
+    seed: int = 0,
+) -> PanelResult:
+    """Published SHAP, the principled variant and exact lead Shapley values for one panel.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained model (CPU), (batch, 12, n) -> (batch, 9) logits.
+    ds : ecgrepro.data.ECGDataset
+        Its record order is the label table's order.
+    n_background, n_explained : int
+        Published selection: the first rows of the label table (100 and 200).
+    nsamples : int
+        GradientExplainer samples per record.
+    n_per_class : int
+        Principled variant: test records per true class (background drawn
+        from the training folds, ``n_background`` of them).
+    exact_per_panel : int
+        Principled records (spread over classes) whose exact values are computed.
+    exact_baseline : {"zeros", "mean"}
+        What replaces an absent lead: zeros, or the training folds' mean signal.
+    seed : int
+
+    Returns
+    -------
+    PanelResult
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``exact_baseline``.
+    """
+    if exact_baseline not in ("zeros", "mean"):
+        raise ValueError(f"exact_baseline must be 'zeros' or 'mean', not {exact_baseline!r}")
+    model = model.eval().cpu()
+    x_all = ds.signals
+    matrices, costs, exact = {}, [], []
+    bg_idx, ex_idx = published_selection(len(ds.records), n_background, n_explained)
+    x_ex = np.asarray(x_all[ex_idx])
+    targets = _logits(model, x_ex).argmax(axis=1)
+    values, sec = timed(
+        gradient_shap_per_lead, model, np.asarray(x_all[bg_idx]), x_ex, targets, nsamples, seed
+    )
+    matrices["gradient_published"] = aggregate_per_lead(values, targets)
+    costs.append(
+        ("GradientExplainer, published selection", len(x_ex), nsamples, sec / max(len(x_ex), 1))
+    )
+    train_rows, _ = ds.subset("train")
+    test_rows, test_y = ds.subset("test")
+    bg2, ex2, t2 = stratified_selection(
+        train_rows, test_rows, test_y, n_background, n_per_class, seed
+    )
+    x_ex2 = np.asarray(x_all[ex2])
+    values2, sec = timed(
+        gradient_shap_per_lead, model, np.asarray(x_all[bg2]), x_ex2, t2, nsamples, seed
+    )
+    matrices["gradient_principled"] = aggregate_per_lead(values2, t2)
+    costs.append(
+        ("GradientExplainer, principled selection", len(x_ex2), nsamples, sec / max(len(x_ex2), 1))
+    )
+    baseline = (
+        np.zeros(x_all.shape[1:], np.float32)
+        if exact_baseline == "zeros"
+        else np.asarray(x_all[train_rows]).mean(axis=0, dtype=np.float64).astype(np.float32)
+    )
+    chosen = spread_over_classes(t2, exact_per_panel)
+    phis = np.zeros((len(chosen), x_all.shape[1]))
+    for j, k in enumerate(chosen):
+        (phi, v), sec = timed(exact_lead_shapley, model, x_ex2[k], baseline)
+        phis[j] = phi[:, t2[k]]
+        exact.append(
+            {
+                "record": ds.records.record.iloc[ex2[k]],
+                "class": CLASSES[t2[k]],
+                "spearman_exact_vs_gradient": spearmanr(phis[j], values2[k]).statistic,
+                "efficiency_error": float(np.abs(phi.sum(axis=0) - (v[-1] - v[0])).max()),
+                "seconds": sec,
+            }
+        )
+    matrices[f"exact_{exact_baseline}"] = aggregate_per_lead(phis, t2[chosen])
+    exact = pd.DataFrame(
+        exact,
+        columns=["record", "class", "spearman_exact_vs_gradient", "efficiency_error", "seconds"],
+    )
+    costs.append(
+        (
+            f"exact, {exact_baseline} baseline",
+            len(chosen),
+            2 ** x_all.shape[1],
+            exact.seconds.mean() if len(exact) else np.nan,
+        )
+    )
+    return PanelResult(
+        matrices,
+        exact,
+        pd.DataFrame(
+            costs,
+            columns=["method", "records", "model_evaluations_per_record", "seconds_per_record"],
+        ),
+    )

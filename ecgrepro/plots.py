@@ -173,3 +173,52 @@ def roc_curves(y_true: np.ndarray, scores: dict, classes=CLASSES):
         ax.set_ylabel("true positive rate")
     fig.tight_layout()
     return fig
+
+
+def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
+    """Class x lead heatmaps on one shared, symmetric colour scale.
+
+    Parameters
+    ----------
+    matrices : dict of str -> numpy.ndarray, shape (10, 12)
+        Panel title -> matrix (rows: the 9 classes then AVG; columns: leads
+        I ... V6), as :func:`ecgrepro.explain.aggregate_per_lead` returns.
+    vmax : float, optional
+        Colour-scale limit (the scale is [-vmax, vmax]); defaults to the
+        largest absolute finite value over all panels.
+    ncols : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each cell annotated with its value; NaN rows (no record of that class) blank.
+    """
+    from ecgrepro.config import LEADS
+
+    finite = np.concatenate([m[np.isfinite(m)] for m in matrices.values()] + [np.zeros(1)])
+    vmax = vmax or float(np.abs(finite).max()) or 1.0
+    n = len(matrices)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2 * ncols, 4.6 * nrows), squeeze=False)
+    for ax, (title, mat) in zip(axes.flat, matrices.items(), strict=False):
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                if np.isfinite(mat[i, j]):
+                    ax.text(
+                        j,
+                        i,
+                        f"{mat[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if abs(mat[i, j]) > 0.6 * vmax else "black",
+                    )
+        ax.set_xticks(range(len(LEADS)), LEADS)
+        ax.set_yticks(range(len(ROW_ORDER)), ROW_ORDER)
+        ax.set(title=title, xlabel="lead")
+        fig.colorbar(im, ax=ax, fraction=0.03, label="share of the class's summed attribution")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

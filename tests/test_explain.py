@@ -146,3 +146,12 @@ def test_exact_shapley_on_resnet_efficiency():
     phi, v = exact_lead_shapley(model, x, np.zeros_like(x), batch_size=512)
     assert phi.shape == (12, 9) and v.shape == (4096, 9)
     np.testing.assert_allclose(phi.sum(axis=0), v[-1] - v[0], atol=1e-6)
+
+
+def test_spread_over_classes_takes_one_per_class_first():
+    from ecgrepro.explain import spread_over_classes
+
+    targets = np.array([0, 0, 0, 3, 3, 5])
+    picked = spread_over_classes(targets, 4)
+    assert sorted(targets[picked[:3]].tolist()) == [0, 3, 5]
+    assert len(picked) == 4 and len(set(picked.tolist())) == 4
