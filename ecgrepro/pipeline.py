@@ -249,6 +249,7 @@ def get_model(
     ref = datasets[spec.train_on[0]]
     key = artifact_key(spec, datasets, device.type, parent.key if parent else None)
     folder = Path(artifacts_dir) / f"{spec.name}-{key}"
+    torch.manual_seed(spec.seed)  # the initial weights, when training
     model = resnet34(fs_hz=ref.fs_hz, n_samples=ref.n_samples)
     if (folder / "meta.json").is_file() and not retrain:
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
@@ -265,8 +266,6 @@ def get_model(
             True,
             meta,
         )
-    torch.manual_seed(spec.seed)
-    model = resnet34(fs_hz=ref.fs_hz, n_samples=ref.n_samples)
     if parent is not None:
         model.load_state_dict(parent.model.state_dict())
     train = samples_for(datasets, spec.train_on, "train", spec.augment)
