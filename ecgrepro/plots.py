@@ -222,3 +222,93 @@ def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def gradcam_figure(
+    signal: np.ndarray,
+    fs_hz: float,
+    maps: dict,
+    title: str = "",
+    qrs: np.ndarray | None = None,
+    cmap: str = "YlOrRd",
+):
+    """A 12-lead record with Grad-CAM maps as coloured bands under each trace (Figures 6-8).
+
+    Parameters
+    ----------
+    signal : numpy.ndarray, shape (12, n_samples), float32, mV
+        Leads in :data:`ecgrepro.config.LEADS` order.
+    fs_hz : float
+        Sampling frequency, Hz (the time axis is in seconds).
+    maps : dict of str -> numpy.ndarray, shape (n_samples,)
+        Column title -> (thresholded) non-negative map; one column per entry,
+        each drawn on its own scale (0 to its maximum) under every lead.
+    title : str
+    qrs : numpy.ndarray of bool, shape (n_samples,), optional
+        QRS samples (:func:`ecgrepro.explain.qrs_mask`), shaded light grey.
+    cmap : str
+        Matplotlib colour map of the bands; zeros are left blank.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from ecgrepro.config import LEADS
+
+    n_leads, n = signal.shape
+    t = np.arange(n) / fs_hz
+    ncols = len(maps)
+    fig, axes = plt.subplots(
+        n_leads,
+        ncols,
+        figsize=(7.5 * ncols, 1.0 * n_leads + 1),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for col, (name, cam) in enumerate(maps.items()):
+        cam = np.asarray(cam, dtype=float)
+        band = np.ma.masked_less_equal(cam[None, :], 0)
+        vmax = cam.max() if cam.max() > 0 else 1.0
+        for lead in range(n_leads):
+            ax = axes[lead, col]
+            lo, hi = float(signal[lead].min()), float(signal[lead].max())
+            span = max(hi - lo, 0.5)
+            bottom = lo - 0.45 * span
+            if qrs is not None:
+                ax.fill_between(
+                    t, bottom, hi + 0.05 * span, where=qrs, color="0.88", lw=0, step="mid"
+                )
+            im = ax.imshow(
+                band,
+                extent=(t[0], t[-1] + 1 / fs_hz, bottom, lo - 0.1 * span),
+                aspect="auto",
+                cmap=cmap,
+                vmin=0,
+                vmax=vmax,
+                interpolation="nearest",
+            )
+            ax.plot(t, signal[lead], color="k", lw=0.6)
+            ax.set_ylim(bottom, hi + 0.05 * span)
+            ax.set_xlim(t[0], t[-1] + 1 / fs_hz)
+            ax.set_ylabel(f"{LEADS[lead]}\nmV", rotation=0, ha="right", va="center", fontsize=8)
+            ax.tick_params(labelsize=7)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+        axes[0, col].set_title(name, fontsize=9)
+        if cam.max() <= 0:
+            axes[0, col].text(
+                0.5,
+                1.02,
+                "(the map is zero everywhere: ReLU removed it all)",
+                transform=axes[0, col].transAxes,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="C3",
+            )
+        axes[-1, col].set_xlabel("time (s)")
+        fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label="Grad-CAM (logit units)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
