@@ -295,18 +295,8 @@ def gradcam_figure(
             ax.tick_params(labelsize=7)
             for side in ("top", "right"):
                 ax.spines[side].set_visible(False)
-        axes[0, col].set_title(name, fontsize=9)
-        if cam.max() <= 0:
-            axes[0, col].text(
-                0.5,
-                1.02,
-                "(the map is zero everywhere: ReLU removed it all)",
-                transform=axes[0, col].transAxes,
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                color="C3",
-            )
+        zero = "\n(zero everywhere: ReLU removed the whole map)" if cam.max() <= 0 else ""
+        axes[0, col].set_title(name + zero, fontsize=9, color="C3" if zero else "k")
         axes[-1, col].set_xlabel("time (s)")
         fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label="Grad-CAM (logit units)")
     if title:

@@ -9,6 +9,7 @@ from torch import nn
 
 from ecgrepro.config import CLASSES
 from ecgrepro.explain import (
+    captum_grad_cam,
     grad_cam,
     qrs_mask,
     qrs_mass_share,
@@ -37,6 +38,8 @@ def test_grad_cam_equals_captum_layergradcam(resnet, target):
     assert ours.shape == (4, 1000)
     np.testing.assert_allclose(ours, ref[:, 0].detach().numpy(), rtol=1e-4, atol=1e-6)
     assert ours.max() > 0  # the comparison is not between two zero maps
+    # the wrapper the book uses gives captum's maps
+    np.testing.assert_array_equal(captum_grad_cam(model, x, target), ref[:, 0].detach().numpy())
 
 
 def test_grad_cam_per_record_targets_and_lengths(resnet):

@@ -11,6 +11,7 @@
 from ecgrepro.explain.gradcam import (
     CASE_RULES,
     GRADCAM_VARIANTS,
+    captum_grad_cam,
     grad_cam,
     qrs_mask,
     qrs_mass_share,
@@ -38,6 +39,7 @@ __all__ = [
     "GRADCAM_VARIANTS",
     "PanelResult",
     "aggregate_per_lead",
+    "captum_grad_cam",
     "coalition_masks",
     "exact_lead_shapley",
     "grad_cam",

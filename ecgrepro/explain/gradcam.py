@@ -143,6 +143,36 @@ def grad_cam(
     return up[:, 0].cpu().numpy().astype(np.float32)
 
 
+def captum_grad_cam(
+    model: nn.Module, x: np.ndarray | torch.Tensor, target: int | np.ndarray, layer: str = "layer4"
+) -> np.ndarray:
+    """The same map from captum: ``LayerGradCam`` (ReLU on) + ``LayerAttribution.interpolate``.
+
+    The trusted reference for :func:`grad_cam` with ``variant="time"``.
+
+    Parameters
+    ----------
+    model, x, target, layer
+        As :func:`grad_cam` (all records in one batch).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_samples), float32
+    """
+    with warnings.catch_warnings():
+        # captum imports tqdm.auto, which warns in a notebook without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from captum.attr import LayerAttribution, LayerGradCam
+
+    x = torch.as_tensor(x).to(next(model.parameters()).device)
+    targets = [int(t) for t in np.broadcast_to(np.asarray(target, dtype=int), (len(x),))]
+    cam = LayerGradCam(model, model.get_submodule(layer)).attribute(
+        x, target=targets, relu_attributions=True
+    )
+    cam = LayerAttribution.interpolate(cam, (x.shape[-1],), interpolate_mode="linear")
+    return cam[:, 0].detach().cpu().numpy().astype(np.float32)
+
+
 def threshold_percentile(maps: np.ndarray, q: float = 95.0) -> np.ndarray:
     """Keep each map's values at or above its ``q``-th percentile; zero the rest.
 
