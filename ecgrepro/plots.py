@@ -242,7 +242,8 @@ def gradcam_figure(
         Sampling frequency, Hz (the time axis is in seconds).
     maps : dict of str -> numpy.ndarray, shape (n_samples,)
         Column title -> (thresholded) non-negative map; one column per entry,
-        each drawn on its own scale (0 to its maximum) under every lead.
+        each drawn on its own scale (its smallest non-zero value to its
+        maximum) under every lead; zeros blank.
     title : str
     qrs : numpy.ndarray of bool, shape (n_samples,), optional
         QRS samples (:func:`ecgrepro.explain.qrs_mask`), shaded light grey.
@@ -270,6 +271,7 @@ def gradcam_figure(
         cam = np.asarray(cam, dtype=float)
         band = np.ma.masked_less_equal(cam[None, :], 0)
         vmax = cam.max() if cam.max() > 0 else 1.0
+        vmin = cam[cam > 0].min() if (cam > 0).sum() > 1 else 0.0  # thresholded: the cut
         for lead in range(n_leads):
             ax = axes[lead, col]
             lo, hi = float(signal[lead].min()), float(signal[lead].max())
@@ -284,7 +286,7 @@ def gradcam_figure(
                 extent=(t[0], t[-1] + 1 / fs_hz, bottom, lo - 0.1 * span),
                 aspect="auto",
                 cmap=cmap,
-                vmin=0,
+                vmin=vmin,
                 vmax=vmax,
                 interpolation="nearest",
             )
@@ -298,7 +300,8 @@ def gradcam_figure(
         zero = "\n(zero everywhere: ReLU removed the whole map)" if cam.max() <= 0 else ""
         axes[0, col].set_title(name + zero, fontsize=9, color="C3" if zero else "k")
         axes[-1, col].set_xlabel("time (s)")
-        fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label="Grad-CAM (logit units)")
+        if cam.max() > 0:
+            fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label="Grad-CAM (logit units)")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

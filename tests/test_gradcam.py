@@ -60,11 +60,15 @@ def test_grad_cam_rejects_bad_calls(resnet):
         grad_cam(model, x, 0, variant="channels")
     with pytest.raises(ValueError, match="class indices"):
         grad_cam(model, x, 9)
+    with pytest.raises(ValueError, match="class indices"):
+        grad_cam(model, x, 1.5)
+    with pytest.raises(ValueError, match="class indices"):
+        grad_cam(model, x, [0, 1])
     with pytest.raises(ValueError, match="shape"):
         grad_cam(model, x[0], 0)
     with pytest.raises(AttributeError):
         grad_cam(model, x, 0, layer="layer5")
-    model.train()
+    model.layer4.train()  # one submodule left in training mode is enough to refuse
     try:
         with pytest.raises(ValueError, match="eval mode"):
             grad_cam(model, x, 0)
@@ -73,8 +77,9 @@ def test_grad_cam_rejects_bad_calls(resnet):
 
 
 class OneChannel(nn.Module):
-    """``layer4`` copies lead I into channel 2 of 4 (the others stay silent); the head
-    averages over time, so only channel 2 carries class 0's evidence."""
+    """``layer4`` copies lead I into channel 2 of 4 and lead II into channel 1; the head
+    averages over time and only channel 2 carries class 0's evidence (channel 1 is a
+    distractor: active, but with zero weight)."""
 
     def __init__(self):
         super().__init__()
@@ -83,6 +88,7 @@ class OneChannel(nn.Module):
         with torch.no_grad():
             self.layer4.weight.zero_()
             self.layer4.weight[2, 0, 0] = 1.0
+            self.layer4.weight[1, 1, 0] = 1.0
             self.fc.weight.zero_()
             self.fc.weight[0, 2] = 1.0
 
@@ -95,12 +101,15 @@ def test_single_active_channel_map_peaks_where_it_fires(where):
     model = OneChannel().eval()
     x = torch.zeros(1, 12, 1000)
     x[0, 0, where - 10 : where + 11] = torch.hann_window(21, periodic=False)
+    x[0, 1, 880:921] = 2 * torch.hann_window(41, periodic=False)  # the distractor fires elsewhere
     cam = grad_cam(model, x, 0)[0]
     assert abs(int(cam.argmax()) - where) <= 1
     assert cam[np.abs(np.arange(1000) - where) > 15].max() == 0  # nothing outside the burst
-    # the published pooling gives one value per channel: channel 2 of 4, wherever the burst is
+    # the published pooling gives one value per channel, wherever the bursts are, and its
+    # channel-blind weights rank the channels by activation: the distractor (channel 1 of 4,
+    # centred at 1.5 / 4 of the record) outweighs the channel that carries the class
     pub = grad_cam(model, x, 0, variant="published")[0]
-    assert 450 <= pub.argmax() <= 700
+    assert 300 <= pub.argmax() <= 450
 
 
 def test_published_variant_is_the_channel_map_stretched(resnet):
@@ -181,11 +190,19 @@ def test_select_cases_rules_and_fallbacks():
     assert cases.loc["lbbb", "record"] == "b" and not cases.loc["lbbb", "fallback"]
     assert cases.loc["rbbb", "record"] == "c" and cases.loc["rbbb", "fallback"]
     assert cases.loc["snr_as_af", "record"] == "d" and cases.loc["snr_as_af", "target"] == "AF"
-    s[3, 1] = s[4, 1] = 0.2  # no SNR predicted AF, no false AF: the closest SNR record
+    s[3, 0] = 0.9  # d is also called SNR: e, called AF only, is preferred
+    assert select_cases(y, s, np.full(9, 0.5)).loc["snr_as_af", "record"] == "4"
+    s[3, 1] = s[4, 1] = 0.2  # no SNR record predicted AF, but the LBBB record b is
+    s[1, 1] = 0.8
+    cases = select_cases(y, s, np.full(9, 0.5))
+    assert cases.loc["snr_as_af", "row"] == 1 and cases.loc["snr_as_af", "fallback"]
+    s[1, 1] = 0.1  # no SNR predicted AF, no false AF: the closest SNR record
     cases = select_cases(y, s, np.full(9, 0.5))
     assert (
         cases.loc["snr_as_af", "fallback"] and "highest AF score" in cases.loc["snr_as_af", "rule"]
     )
+    y[1] = _labels("LBBB", "RBBB")  # b also labelled RBBB: a, the pure LBBB, is preferred
+    assert select_cases(y, s, np.full(9, 0.5)).loc["lbbb", "row"] == 0
     none = select_cases(np.zeros((2, 9)), np.zeros((2, 9)), np.full(9, 0.5))
     assert (none.row == -1).all()
 

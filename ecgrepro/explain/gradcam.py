@@ -1,4 +1,4 @@
-"""Grad-CAM for 1-D convolutional ECG models, as the paper describes it and as its code did.
+"""Grad-CAM for 1-D convolutional ECG models, as the paper describes it and as its code pooled it.
 
 The paper (Section 4.6, after Selvaraju et al. 2019): the weight of feature map
 k for class c is the global average of the gradients of the class score y^c
@@ -10,7 +10,10 @@ the 4th residual block and thresholded at the 95th percentile. For a 1-D model
 The published code (METHODS.md, "Grad-CAM") pooled the gradients over the
 batch and channel axes instead of over time: its weights are one per time step
 of the layer, its map one value per channel (512), stretched across the input
-length and drawn identically under all 12 leads. :func:`grad_cam` computes both:
+length and drawn identically under all 12 leads. METHODS.md gives the pooling
+axes and the 512-long result; the rest of ``variant="published"`` is our
+reconstruction: the weights applied along time and averaged over it, the ReLU
+(as in the paper's definition) and a linear stretch. :func:`grad_cam` computes both:
 ``variant="time"`` (the correct map) and ``variant="published"``.
 
 Even the correct map is one map per record, not per lead: the first convolution
@@ -102,7 +105,7 @@ def grad_cam(
         raise ValueError(
             f"unknown Grad-CAM variant {variant!r}; expected one of {list(GRADCAM_VARIANTS)}"
         )
-    if model.training:
+    if any(m.training for m in model.modules()):
         raise ValueError(
             "put the model in eval mode: dropout and batch statistics make Grad-CAM random"
         )
@@ -110,7 +113,12 @@ def grad_cam(
     if x.ndim != 3:
         raise ValueError(f"x must be (n, leads, samples), got shape {tuple(x.shape)}")
     n, n_samples = x.shape[0], x.shape[-1]
-    targets = np.broadcast_to(np.asarray(target, dtype=int), (n,))
+    raw = np.asarray(target)
+    if raw.dtype.kind not in "iu" or raw.ndim > 1 or raw.size not in (1, n) or (raw < 0).any():
+        raise ValueError(
+            f"targets must be non-negative class indices, one or one per record, got {target!r}"
+        )
+    targets = np.broadcast_to(raw.astype(int).reshape(-1), (n,))
     module = model.get_submodule(layer)
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
@@ -210,18 +218,21 @@ def qrs_mask(
     fs_hz: float,
     record: str = "record",
     method: str = "prominence",
+    min_lead_share: float = 0.5,
 ) -> tuple[np.ndarray, int, int]:
     """Samples inside QRS complexes, by neurokit2's delineation of each lead and a vote.
 
     Each lead is cleaned (``neurokit2.ecg_clean``), its R peaks found
     (``ecg_peaks``) and its QRS onsets and offsets (``ECG_R_Onsets``,
     ``ECG_R_Offsets``) delineated (``ecg_delineate``). A sample is inside a QRS
-    complex when at least half of the leads that were delineated put it
-    there. The vote keeps one lead's misplaced R peak (a small deflection
-    before a deep S wave, common in bundle branch blocks) from moving the
-    bounds; it is narrower than the global QRS (earliest onset to latest
-    offset over the leads). A beat whose onset or offset is not found in a
-    lead does not vote there (left out, not guessed).
+    complex when at least ``min_lead_share`` of the leads that were delineated
+    put it there. The vote keeps one lead's misplaced R peak (a small
+    deflection before a deep S wave, common in bundle branch blocks) from
+    moving the bounds; with one half it is narrower than the global QRS
+    (earliest onset to latest offset over the leads): on the sample's LBBB
+    record at 100 Hz about 80 ms per complex, where LBBB means 120 ms or more.
+    A beat whose onset or offset a lead does not find counts in that lead as
+    outside the QRS (not guessed).
 
     Parameters
     ----------
@@ -234,6 +245,8 @@ def qrs_mask(
     method : str
         ``ecg_delineate`` method. ``"prominence"`` (default) bounded every beat
         of the sample records checked at 100 Hz; ``"dwt"`` left many beats out.
+    min_lead_share : float
+        Share of the delineated leads that must agree, in (0, 1].
 
     Returns
     -------
@@ -251,6 +264,8 @@ def qrs_mask(
     """
     import neurokit2 as nk  # imported here: it takes a second and only this function needs it
 
+    if not 0 < min_lead_share <= 1:
+        raise ValueError(f"min_lead_share must be in (0, 1], got {min_lead_share}")
     signal = np.asarray(signal, dtype=float)
     if signal.ndim == 1:
         signal = signal[None]
@@ -275,18 +290,19 @@ def qrs_mask(
                 if len(peaks) < 2:
                     raise ValueError("fewer than 2 R peaks")
                 _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
+                bounds = list(zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True))
             except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
                 problems.append(f"lead {i + 1}: {err}")
                 continue
         inside = np.zeros(signal.shape[1], dtype=bool)
-        for on, off in zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True):
+        for on, off in bounds:
             if np.isfinite(on) and np.isfinite(off) and off > on:
                 inside[int(on) : int(off) + 1] = True
         votes += inside
     n_leads = len(signal) - len(problems)
     if n_leads == 0:
         raise ValueError(f"{record}: QRS delineation failed in every lead ({'; '.join(problems)})")
-    mask = votes * 2 >= n_leads
+    mask = votes >= min_lead_share * n_leads
     n_qrs = int(np.sum(np.diff(mask.astype(int), prepend=0) == 1))
     return mask, n_leads, n_qrs
 
@@ -366,11 +382,14 @@ def select_cases(
     candidates; equal scores (saturated sigmoids) are broken by a permutation
     seeded with ``seed``:
 
-    - ``lbbb`` / ``rbbb``: labelled and predicted LBBB / RBBB. Fallback: the
+    - ``lbbb`` / ``rbbb``: labelled and predicted LBBB / RBBB, preferring
+      records not labelled with the other bundle branch block. Fallback: the
       labelled record with the highest score (a missed one);
-    - ``snr_as_af``: labelled SNR, not AF, predicted AF. Fallbacks: any record
-      not labelled AF but predicted AF; then the SNR record with the highest AF
-      score (not a misclassification: the closest to one).
+    - ``snr_as_af``: labelled SNR, not AF, predicted AF, preferring records
+      labelled SNR alone, then records the model does not also call SNR.
+      Fallbacks: any record not labelled AF but predicted AF; then the SNR
+      record with the highest AF score (not a misclassification: the closest
+      to one).
 
     Parameters
     ----------
@@ -413,33 +432,55 @@ def select_cases(
     rows = {}
     for case, (cls, rule) in CASE_RULES.items():
         k = CLASSES.index(cls)
+        # (candidates, rule text, meets the case's rule): the first tier with a record wins
         if case == "snr_as_af":
+            snr_only = labelled[:, snr] & ~labelled[:, af]
+            pure = snr_only & (labelled.sum(axis=1) == 1)
             tries = [
-                (labelled[:, snr] & ~labelled[:, af] & predicted[:, af], rule),
+                (
+                    pure & predicted[:, af] & ~predicted[:, snr],
+                    rule + ", SNR alone, not predicted",
+                    True,
+                ),
+                (pure & predicted[:, af], rule + ", SNR alone (predicted SNR too)", True),
+                (snr_only & predicted[:, af], rule + " (every one has other labels too)", True),
                 (
                     ~labelled[:, af] & predicted[:, af],
                     "no SNR record was predicted AF: the most confident "
                     "AF prediction on a record not labelled AF",
+                    False,
                 ),
                 (
-                    labelled[:, snr] & ~labelled[:, af],
+                    snr_only,
                     "no record was wrongly predicted AF: the SNR record with "
                     "the highest AF score (below the threshold)",
+                    False,
                 ),
             ]
         else:
+            other = CLASSES.index("RBBB" if cls == "LBBB" else "LBBB")
             tries = [
-                (labelled[:, k] & predicted[:, k], rule),
+                (
+                    labelled[:, k] & ~labelled[:, other] & predicted[:, k],
+                    f"{rule}, on a record not labelled {CLASSES[other]}",
+                    True,
+                ),
+                (
+                    labelled[:, k] & predicted[:, k],
+                    f"{rule} (every one is also labelled {CLASSES[other]})",
+                    True,
+                ),
                 (
                     labelled[:, k],
                     f"no correct {cls} prediction: the {cls} record with the highest {cls} score",
+                    False,
                 ),
             ]
         row, chosen_rule, fallback = None, f"no record labelled for this case ({rule})", True
-        for i, (candidates, text) in enumerate(tries):
+        for candidates, text, meets in tries:
             row = _most_confident(candidates, scores[:, k], tie_rank)
             if row is not None:
-                chosen_rule, fallback = text, i > 0
+                chosen_rule, fallback = text, not meets
                 break
         rows[case] = {
             "row": -1 if row is None else row,
@@ -488,7 +529,8 @@ def qrs_mass_table(
         One row per case, variant and map (``raw``, ``thresholded``):
         ``case, record, variant, map, qrs_time_share, qrs_mass_share,
         enrichment`` (mass share / time share: 1 for a map that ignores QRS
-        complexes), ``shift_p`` (share of the map's circular shifts,
+        complexes), ``qrs_ms`` (median duration of the delineated complexes,
+        ms), ``shift_p`` (share of the map's circular shifts,
         :func:`shifted_mass_shares`, with at least the observed mass share: small
         where the map follows the QRS complexes), ``qrs_complexes``,
         ``leads_delineated`` and ``note`` (why a value is missing: a failed
@@ -499,13 +541,18 @@ def qrs_mass_table(
         try:
             mask, n_leads, n_qrs = qrs_mask(signals[i], fs_hz, str(info["record"]), method)
             problem, time_share = "", float(mask.mean())
+            edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+            runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+            qrs_ms = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
         except ValueError as err:
-            mask, n_leads, n_qrs, problem, time_share = None, 0, 0, str(err), np.nan
+            mask, n_leads, n_qrs, problem, time_share, qrs_ms = None, 0, 0, str(err), np.nan, np.nan
         for variant, m in maps.items():
             for kind, cam in (("raw", m[i]), ("thresholded", threshold_percentile(m[i], q))):
                 share = qrs_mass_share(cam, mask) if mask is not None else np.nan
                 null = shifted_mass_shares(cam, mask) if mask is not None else np.array([np.nan])
                 note = problem or ("the map is zero everywhere" if not cam.any() else "")
+                if variant == "published" and not note:
+                    note = "a map over channels, drawn over time: any fit to QRS is chance"
                 out.append(
                     {
                         "case": case,
@@ -513,6 +560,7 @@ def qrs_mass_table(
                         "variant": variant,
                         "map": kind,
                         "qrs_time_share": time_share,
+                        "qrs_ms": qrs_ms,
                         "qrs_mass_share": share,
                         "enrichment": share / time_share if time_share else np.nan,
                         "shift_p": float(np.mean(null >= share - 1e-12))
@@ -523,4 +571,6 @@ def qrs_mass_table(
                         "note": note,
                     }
                 )
-    return pd.DataFrame(out)
+    columns = ["case", "record", "variant", "map", "qrs_time_share", "qrs_ms", "qrs_mass_share"]
+    columns += ["enrichment", "shift_p", "qrs_complexes", "leads_delineated", "note"]
+    return pd.DataFrame(out, columns=columns)
