@@ -10,6 +10,7 @@ from torch import nn
 from ecgrepro.config import CLASSES
 from ecgrepro.explain import (
     captum_grad_cam,
+    case_qrs,
     grad_cam,
     qrs_mask,
     qrs_mass_share,
@@ -246,7 +247,9 @@ def test_qrs_mass_table_reports_a_bad_record(data_root):
     cases = select_cases(np.zeros((2, 9)), np.zeros((2, 9)), np.ones(9), records=["r0", "r1"])
     cases = cases.iloc[:2].assign(record=["r0", "r1"])
     maps = {"time": np.random.default_rng(0).random((2, 1000))}
-    table = qrs_mass_table(cases, signals, maps, 100.0)
+    qrs = case_qrs(cases, signals, 100.0)
+    assert qrs[qrs.record == "r1"]["mask"].isna().all()  # reported, not raised
+    table = qrs_mass_table(qrs, maps)
     assert len(table) == 4  # 2 cases x 1 variant x (raw, thresholded)
     assert table[table.record == "r0"].qrs_mass_share.notna().all()
     bad = table[table.record == "r1"]

@@ -131,7 +131,7 @@ def grad_cam(
             captured.clear()
             with torch.enable_grad():
                 logits = model(xb.requires_grad_(True))
-                if tb.min() < 0 or tb.max() >= logits.shape[1]:
+                if tb.max() >= logits.shape[1]:  # negatives were refused above
                     raise ValueError(
                         f"targets must be class indices in [0, {logits.shape[1]}), got {targets}"
                     )
@@ -498,15 +498,10 @@ def select_cases(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def qrs_mass_table(
-    cases: pd.DataFrame,
-    signals: np.ndarray,
-    maps: dict[str, np.ndarray],
-    fs_hz: float,
-    q: float = 95.0,
-    method: str = "prominence",
+def case_qrs(
+    cases: pd.DataFrame, signals: np.ndarray, fs_hz: float, method: str = "prominence"
 ) -> pd.DataFrame:
-    """Share of each case's Grad-CAM mass inside QRS complexes, raw and thresholded.
+    """QRS complexes of each drawn case, delineated once for its figure and its mass table.
 
     Parameters
     ----------
@@ -514,14 +509,49 @@ def qrs_mass_table(
         :func:`select_cases`'s result, restricted to the drawn cases (one row per
         record of ``signals``, same order).
     signals : numpy.ndarray, shape (n_cases, 12, n_samples), float32, mV
-    maps : dict of str -> numpy.ndarray, shape (n_cases, n_samples)
-        Grad-CAM maps per variant (:func:`grad_cam`).
     fs_hz : float
         Sampling frequency, Hz.
-    q : float
-        Percentile of the thresholded maps.
     method : str
         Delineation method (:func:`qrs_mask`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the cases. Columns ``record``, ``mask`` (bool array of shape
+        (n_samples,), or None where delineation failed), ``leads_delineated``,
+        ``qrs_complexes``, ``qrs_ms`` (median duration of the complexes, ms) and
+        ``problem`` (the error naming the record; empty when delineated). A
+        record that cannot be delineated is reported here, not raised.
+    """
+    rows = {}
+    for i, (case, info) in enumerate(cases.iterrows()):
+        row = {"record": info["record"], "mask": None, "leads_delineated": 0, "qrs_complexes": 0}
+        try:
+            mask, row["leads_delineated"], row["qrs_complexes"] = qrs_mask(
+                signals[i], fs_hz, str(info["record"]), method
+            )
+        except ValueError as err:
+            rows[case] = {**row, "qrs_ms": np.nan, "problem": str(err)}
+            continue
+        edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+        qrs_ms = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
+        rows[case] = {**row, "mask": mask, "qrs_ms": qrs_ms, "problem": ""}
+    columns = ["record", "mask", "leads_delineated", "qrs_complexes", "qrs_ms", "problem"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def qrs_mass_table(qrs: pd.DataFrame, maps: dict[str, np.ndarray], q: float = 95.0) -> pd.DataFrame:
+    """Share of each case's Grad-CAM mass inside QRS complexes, raw and thresholded.
+
+    Parameters
+    ----------
+    qrs : pandas.DataFrame
+        :func:`case_qrs`'s result (one row per case, in the order of the maps).
+    maps : dict of str -> numpy.ndarray, shape (n_cases, n_samples)
+        Grad-CAM maps per variant (:func:`grad_cam`).
+    q : float
+        Percentile of the thresholded maps.
 
     Returns
     -------
@@ -537,20 +567,14 @@ def qrs_mass_table(
         delineation, an all-zero map; the case is kept, not dropped).
     """
     out = []
-    for i, (case, info) in enumerate(cases.iterrows()):
-        try:
-            mask, n_leads, n_qrs = qrs_mask(signals[i], fs_hz, str(info["record"]), method)
-            problem, time_share = "", float(mask.mean())
-            edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
-            runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-            qrs_ms = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
-        except ValueError as err:
-            mask, n_leads, n_qrs, problem, time_share, qrs_ms = None, 0, 0, str(err), np.nan, np.nan
+    for i, (case, info) in enumerate(qrs.iterrows()):
+        mask = info["mask"]
+        time_share = float(mask.mean()) if mask is not None else np.nan
         for variant, m in maps.items():
             for kind, cam in (("raw", m[i]), ("thresholded", threshold_percentile(m[i], q))):
                 share = qrs_mass_share(cam, mask) if mask is not None else np.nan
                 null = shifted_mass_shares(cam, mask) if mask is not None else np.array([np.nan])
-                note = problem or ("the map is zero everywhere" if not cam.any() else "")
+                note = info["problem"] or ("the map is zero everywhere" if not cam.any() else "")
                 if variant == "published" and not note:
                     note = "a map over channels, drawn over time: any fit to QRS is chance"
                 out.append(
@@ -560,14 +584,14 @@ def qrs_mass_table(
                         "variant": variant,
                         "map": kind,
                         "qrs_time_share": time_share,
-                        "qrs_ms": qrs_ms,
+                        "qrs_ms": info["qrs_ms"],
                         "qrs_mass_share": share,
                         "enrichment": share / time_share if time_share else np.nan,
                         "shift_p": float(np.mean(null >= share - 1e-12))
                         if np.isfinite(share)
                         else np.nan,
-                        "qrs_complexes": n_qrs,
-                        "leads_delineated": n_leads,
+                        "qrs_complexes": info["qrs_complexes"],
+                        "leads_delineated": info["leads_delineated"],
                         "note": note,
                     }
                 )
