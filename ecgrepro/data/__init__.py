@@ -116,6 +116,7 @@ def load_ptbxl(
     n_samples: int,
     cache_dir: Path | None = None,
     source_fs_hz: int | None = None,
+    label_mapping: str = "published",
 ) -> ECGDataset:
     """PTB-XL records present on disk, labelled with the 9 CPSC classes.
 
@@ -132,16 +133,22 @@ def load_ptbxl(
         Signal cache folder; defaults to :func:`default_cache_dir`.
     source_fs_hz : {100, 500}, optional
         Which release to read; defaults to 100 Hz when ``fs_hz <= 100``, else 500 Hz.
+    label_mapping : {"published", "rhythm-aware"}
+        The SCP -> CPSC mapping (:mod:`ecgrepro.data.labels`); the paper's
+        ``published`` by default. It decides the labels and which records are
+        dropped, so it enters :attr:`ECGDataset.data_key`.
 
     Returns
     -------
     ECGDataset
         Folds from ``strat_fold``. Dropped records (no code left after the
         mapping) are not included; records listed but absent from disk are
-        counted in ``inventory`` but are not errors (the sample holds only some).
+        counted in ``inventory`` but are not errors (the sample holds only
+        some). ``records`` also holds ``scp_codes`` (the raw statements, dict
+        code -> likelihood in %) and ``label_mapping``.
     """
     source_fs_hz = source_fs_hz or (100 if fs_hz <= 100 else 500)
-    meta, label_skips = ptbxl.load_metadata(root)
+    meta, label_skips = ptbxl.load_metadata(root, label_mapping)
     on_disk = ptbxl.present(root, meta, source_fs_hz)
     kept = meta[~meta.dropped]
     usable = kept[on_disk.loc[kept.index]]
@@ -160,11 +167,13 @@ def load_ptbxl(
             "record": rows.index.astype(str),
             "fold": rows.strat_fold.to_numpy(),
             "classes": rows.classes.to_numpy(),
+            "scp_codes": rows.scp.to_numpy(),
             "age": rows.age.to_numpy(),
             "sex": rows.sex.map({0: "male", 1: "female"}).to_numpy(),
         }
     )
     records["split"] = split_of(records.fold)
+    records["label_mapping"] = label_mapping
     inventory = {
         "listed": len(meta) + len(label_skips),
         "label_errors": len(label_skips),

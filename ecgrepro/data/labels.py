@@ -1,15 +1,25 @@
-"""Labels: the PTB-XL SCP statement -> CPSC 2018 class mapping, and CPSC label codes.
+"""Labels: the PTB-XL SCP statement -> CPSC 2018 class mappings, and CPSC label codes.
 
-The mapping is data (``ptbxl_to_cpsc.csv`` beside this file), inferred from the
-authors' published per-record codes (METHODS.md, "PTB-XL -> 9 classes"): codes
-with likelihood > 0 are kept, 11 codes are dropped, and records left with no
-code are dropped (258 records of PTB-XL v1.0.3).
+Two mappings, each data (a CSV beside this file, one row per SCP statement):
+
+- ``published`` (``ptbxl_to_cpsc.csv``, the default): inferred from the
+  authors' published per-record codes (METHODS.md, "PTB-XL -> 9 classes"):
+  codes with likelihood > 0 are kept, 11 codes are dropped, and records left
+  with no code are dropped (258 records of PTB-XL v1.0.3). It reproduces the
+  paper's Table 1 in every cell.
+- ``rhythm-aware`` (``ptbxl_to_cpsc_rhythm_aware.csv``): every one of PTB-XL's
+  71 statements decided, with its reason in the file. Diagnostic statements
+  keep their published class and rule; rhythm and form statements, which
+  PTB-XL records with likelihood 0, count at any likelihood (column
+  ``likelihood`` = ``any``), as the PhysioNet/CinC Challenge 2021 did; and SNR
+  requires sinus rhythm (the ``SINUS`` row, SR) and no other class.
 """
 
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +29,18 @@ from ecgrepro.config import CLASSES
 from ecgrepro.data.errors import RecordError
 
 MAPPING_FILE = Path(__file__).with_name("ptbxl_to_cpsc.csv")
+#: The label mappings by name; ``published`` is the paper's and the default.
+MAPPING_FILES: dict[str, Path] = {
+    "published": MAPPING_FILE,
+    "rhythm-aware": Path(__file__).with_name("ptbxl_to_cpsc_rhythm_aware.csv"),
+}
+DEFAULT_MAPPING = "published"
+#: A statement that gives no class.
 DROP = "DROP"
+#: A statement that gives no class but establishes sinus rhythm, which SNR then requires.
+SINUS = "SINUS"
+#: Values of a mapping file's ``likelihood`` column: counted above 0 only, or at any likelihood.
+LIKELIHOOD_RULES = (">0", "any")
 
 #: CPSC 2018 ``REFERENCE.csv`` codes 1..9 in class order.
 CPSC_CODES: dict[int, str] = {i + 1: c for i, c in enumerate(CLASSES)}
@@ -49,21 +70,98 @@ DX_TO_CLASS: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=1)
-def scp_mapping() -> pd.Series:
-    """The PTB-XL -> CPSC mapping table.
+@dataclass(frozen=True)
+class LabelMapping:
+    """One PTB-XL -> CPSC mapping, read from its CSV.
+
+    Attributes
+    ----------
+    name : str
+        ``published`` or ``rhythm-aware`` (a key of :data:`MAPPING_FILES`).
+    path : pathlib.Path
+        The CSV it was read from.
+    table : pandas.DataFrame
+        Indexed by ``scp_code``; columns ``cpsc_class`` (a class of
+        :data:`CLASSES`, ``DROP`` or ``SINUS``), ``likelihood`` (``>0`` or
+        ``any``; ``>0`` where the file has no such column) and ``reason``
+        (empty where the file has none).
+    """
+
+    name: str
+    path: Path
+    table: pd.DataFrame
+
+    @property
+    def classes(self) -> pd.Series:
+        """SCP statement -> ``cpsc_class``."""
+        return self.table["cpsc_class"]
+
+    @property
+    def any_likelihood(self) -> frozenset[str]:
+        """Statements counted at any likelihood (0 included)."""
+        return frozenset(self.table.index[self.table["likelihood"] == "any"])
+
+    @property
+    def snr_requires_sinus(self) -> bool:
+        """True when the mapping has a ``SINUS`` statement: SNR then needs it and no other class."""
+        return bool((self.classes == SINUS).any())
+
+
+@cache
+def label_mapping(name: str = DEFAULT_MAPPING) -> LabelMapping:
+    """Read a label mapping by name.
+
+    Parameters
+    ----------
+    name : {"published", "rhythm-aware"}
+
+    Returns
+    -------
+    LabelMapping
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a file with an unknown class, an unknown
+        likelihood rule or a statement listed twice.
+    """
+    if name not in MAPPING_FILES:
+        raise ValueError(f"unknown label mapping {name!r}; known: {sorted(MAPPING_FILES)}")
+    path = MAPPING_FILES[name]
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "likelihood" not in table:
+        table["likelihood"] = ">0"
+    if "reason" not in table:
+        table["reason"] = ""
+    unknown = set(table.cpsc_class) - set(CLASSES) - {DROP, SINUS}
+    if unknown:
+        raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
+    rules = set(table.likelihood) - set(LIKELIHOOD_RULES)
+    if rules:
+        raise ValueError(
+            f"{path}: unknown likelihood rules {sorted(rules)}; use {LIKELIHOOD_RULES}"
+        )
+    twice = sorted(table.scp_code[table.scp_code.duplicated()])
+    if twice:
+        raise ValueError(f"{path}: statements listed twice {twice}")
+    return LabelMapping(name, path, table.set_index("scp_code"))
+
+
+def scp_mapping(name: str = DEFAULT_MAPPING) -> pd.Series:
+    """A PTB-XL -> CPSC mapping table as a Series.
+
+    Parameters
+    ----------
+    name : {"published", "rhythm-aware"}
 
     Returns
     -------
     pandas.Series
         Index: SCP statement code (e.g. ``"CLBBB"``); value: a class of
-        :data:`ecgrepro.config.CLASSES` or ``"DROP"`` for the 11 dropped codes.
+        :data:`ecgrepro.config.CLASSES`, ``"DROP"`` (the published mapping's
+        11 dropped codes) or ``"SINUS"``.
     """
-    table = pd.read_csv(MAPPING_FILE, dtype=str, keep_default_na=False)
-    unknown = set(table.cpsc_class) - set(CLASSES) - {DROP}
-    if unknown:
-        raise ValueError(f"{MAPPING_FILE}: unknown classes {sorted(unknown)}")
-    return table.set_index("scp_code")["cpsc_class"]
+    return label_mapping(name).classes
 
 
 def parse_scp_codes(record: str, text: str) -> dict[str, float]:
@@ -95,8 +193,10 @@ def parse_scp_codes(record: str, text: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in codes.items()}
 
 
-def ptbxl_classes(record: str, scp_codes: dict[str, float]) -> list[str]:
-    """The CPSC classes of one PTB-XL record, as the published code derived them.
+def ptbxl_classes(
+    record: str, scp_codes: dict[str, float], mapping: str = DEFAULT_MAPPING
+) -> list[str]:
+    """The CPSC classes of one PTB-XL record under a label mapping.
 
     Parameters
     ----------
@@ -104,25 +204,37 @@ def ptbxl_classes(record: str, scp_codes: dict[str, float]) -> list[str]:
         ``ecg_id``, for the error message.
     scp_codes : dict of str -> float
         SCP code -> likelihood (%), from :func:`parse_scp_codes`.
+    mapping : {"published", "rhythm-aware"}
+        ``published`` (the paper's, default): statements with likelihood > 0
+        give their class. ``rhythm-aware``: statements marked ``any`` count
+        at any likelihood, and SNR is kept only when the record carries sinus
+        rhythm (SR) and no other class.
 
     Returns
     -------
     list of str
-        Classes in :data:`ecgrepro.config.CLASSES` order; empty if every code
-        with likelihood > 0 is a dropped code (the record is then dropped).
+        Classes in :data:`ecgrepro.config.CLASSES` order; empty if no
+        counted statement gives a class (the record is then dropped).
 
     Raises
     ------
     RecordError
-        If a code with likelihood > 0 is neither mapped nor dropped (an
-        unknown label code).
+        If a counted statement is neither mapped nor dropped (an unknown label
+        code). Under a mapping with ``any`` rules every statement is counted
+        for this check, whatever its likelihood.
     """
-    mapping = scp_mapping()
-    kept = [c for c, p in scp_codes.items() if p > 0]
-    unknown = [c for c in kept if c not in mapping.index]
+    m = label_mapping(mapping)
+    table = m.classes
+    any_rule = m.any_likelihood
+    counted = [c for c, p in scp_codes.items() if p > 0 or c in any_rule]
+    checked = list(scp_codes) if any_rule else counted
+    unknown = [c for c in checked if c not in table.index]
     if unknown:
-        raise RecordError(record, f"unknown SCP code(s) {unknown} (not in {MAPPING_FILE.name})")
-    found = {mapping[c] for c in kept} - {DROP}
+        raise RecordError(record, f"unknown SCP code(s) {unknown} (not in {m.path.name})")
+    given = {table[c] for c in counted}
+    found = given - {DROP, SINUS}
+    if m.snr_requires_sinus and "SNR" in found and (SINUS not in given or len(found) > 1):
+        found.discard("SNR")
     return [c for c in CLASSES if c in found]
 
 

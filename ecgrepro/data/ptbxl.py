@@ -13,7 +13,7 @@ import pandas as pd
 
 from ecgrepro.config import CLASSES
 from ecgrepro.data.errors import RecordError, SkipReport
-from ecgrepro.data.labels import parse_scp_codes, ptbxl_classes
+from ecgrepro.data.labels import DEFAULT_MAPPING, parse_scp_codes, ptbxl_classes
 from ecgrepro.data.records import Record, read_wfdb
 
 #: Sampling frequencies of the two PTB-XL releases and their filename columns.
@@ -25,13 +25,18 @@ def ptbxl_dir(root: Path) -> Path:
     return Path(root) / "ptb-xl"
 
 
-def load_metadata(root: Path) -> tuple[pd.DataFrame, SkipReport]:
+def load_metadata(
+    root: Path, label_mapping: str = DEFAULT_MAPPING
+) -> tuple[pd.DataFrame, SkipReport]:
     """Read ``ptbxl_database.csv`` and attach the 9-class labels.
 
     Parameters
     ----------
     root : pathlib.Path
         Data root holding ``ptb-xl/``.
+    label_mapping : {"published", "rhythm-aware"}
+        The SCP -> CPSC mapping (:func:`ecgrepro.data.labels.ptbxl_classes`);
+        ``published`` (the paper's) by default.
 
     Returns
     -------
@@ -58,7 +63,7 @@ def load_metadata(root: Path) -> tuple[pd.DataFrame, SkipReport]:
     for ecg_id, text in meta["scp_codes"].items():
         try:
             codes = parse_scp_codes(str(ecg_id), text)
-            classes.append(ptbxl_classes(str(ecg_id), codes))
+            classes.append(ptbxl_classes(str(ecg_id), codes, label_mapping))
             scp.append(codes)
             keep.append(ecg_id)
         except RecordError as err:
@@ -70,6 +75,37 @@ def load_metadata(root: Path) -> tuple[pd.DataFrame, SkipReport]:
     for c in CLASSES:
         meta[c] = [int(c in cl) for cl in classes]
     return meta, report
+
+
+def load_statements(root: Path) -> pd.DataFrame:
+    """Read PTB-XL's ``scp_statements.csv`` (the 71 SCP statements).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Data root holding ``ptb-xl/``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by SCP code, with the official columns plus ``category``:
+        ``diagnostic``, ``form``, ``rhythm`` or ``diagnostic+form`` (the four
+        statements that are both), from the 0/1 columns of the same names.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``scp_statements.csv`` is missing.
+    """
+    path = ptbxl_dir(root) / "scp_statements.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"PTB-XL statement table not found: {path}")
+    table = pd.read_csv(path, index_col=0)
+    kinds = ("diagnostic", "form", "rhythm")
+    table["category"] = [
+        "+".join(k for k in kinds if row.get(k) == 1) or "none" for _, row in table.iterrows()
+    ]
+    return table
 
 
 def record_path(root: Path, meta: pd.DataFrame, ecg_id: int, fs_hz: int) -> Path:

@@ -88,3 +88,71 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
             o, p = ours.at[c, col], paper.at[c, col]
             rows.append((c, col, o, p, bool(np.isclose(o, p, rtol=0, atol=1e-9))))
     return pd.DataFrame(rows, columns=["class", "column", "ours", "paper", "equal"])
+
+
+#: Columns of ``label_audit.csv`` (the labels page).
+AUDIT_COLUMNS = ["scp_code", "category", "records", "likelihood_zero", "published_classes"]
+
+
+def class_counts_text(class_lists: pd.Series) -> str:
+    """Count classes over records, as ``"SNR:365;STE:195"`` (most frequent first).
+
+    Parameters
+    ----------
+    class_lists : pandas.Series of list of str
+        The classes of each record; a record with none counts as ``dropped``.
+
+    Returns
+    -------
+    str
+        ``class:count`` pairs joined by ``;``, by count then class order
+        (``dropped`` last among equals); empty for no records.
+    """
+    counts: dict[str, int] = {}
+    for classes in class_lists:
+        for c in classes or ["dropped"]:
+            counts[c] = counts.get(c, 0) + 1
+    order = list(CLASSES) + ["dropped"]
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], order.index(kv[0])))
+    return ";".join(f"{c}:{n}" for c, n in ranked)
+
+
+def label_audit(meta: pd.DataFrame, statements: pd.DataFrame) -> pd.DataFrame:
+    """Per SCP statement: its category, its records, those with likelihood 0 and their labels.
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        From :func:`ecgrepro.data.ptbxl.load_metadata` under the **published**
+        mapping: ``scp`` (dict code -> likelihood %) and ``classes``.
+    statements : pandas.DataFrame
+        From :func:`ecgrepro.data.ptbxl.load_statements` (``category`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`AUDIT_COLUMNS`, one row per statement of ``statements``
+        (in its order) and then any statement found only in ``meta``:
+        ``records`` carrying it, ``likelihood_zero`` of those with likelihood
+        0, and ``published_classes``, how the published mapping labels those
+        likelihood-0 records (:func:`class_counts_text`).
+    """
+    carriers: dict[str, list] = {}
+    zero: dict[str, list] = {}
+    for codes, classes in zip(meta["scp"], meta["classes"], strict=True):
+        for code, likelihood in codes.items():
+            carriers.setdefault(code, []).append(classes)
+            if likelihood == 0:
+                zero.setdefault(code, []).append(classes)
+    codes = list(statements.index) + sorted(set(carriers) - set(statements.index))
+    rows = [
+        {
+            "scp_code": code,
+            "category": statements["category"].get(code, "unlisted"),
+            "records": len(carriers.get(code, [])),
+            "likelihood_zero": len(zero.get(code, [])),
+            "published_classes": class_counts_text(pd.Series(zero.get(code, []), dtype=object)),
+        }
+        for code in codes
+    ]
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
