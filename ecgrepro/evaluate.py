@@ -6,10 +6,20 @@ primitives live in :mod:`ecgrepro.metrics`.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+from sklearn.metrics import multilabel_confusion_matrix
 
-from ecgrepro.metrics import bootstrap_ci, f1_optimal_thresholds, per_class_metrics
+from ecgrepro.config import CLASSES
+from ecgrepro.metrics import (
+    METRICS,
+    bootstrap_ci,
+    bootstrap_metrics,
+    f1_optimal_thresholds,
+    per_class_metrics,
+)
 from ecgrepro.train import Samples, predict_scores
 
 
@@ -101,4 +111,90 @@ def attach_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
         paper[keys + ["value"]].rename(columns={"value": "paper_value"}), on=keys, how="left"
     )
     out["paper_outside_ci"] = (out.paper_value < out.ci_low) | (out.paper_value > out.ci_high)
+    return out
+
+
+def difference_ci(
+    first: tuple[np.ndarray, np.ndarray, np.ndarray],
+    second: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_boot: int = 1000,
+    seed: int = 0,
+    paired: bool = False,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Every metric of ``first`` minus ``second``, with a percentile bootstrap interval.
+
+    Used for the generalisation gap (CPSC AVG minus PTB-XL AVG, two test sets:
+    unpaired) and for comparing two models or two label mappings on the same
+    records (paired).
+
+    Parameters
+    ----------
+    first, second : tuple (y_true, scores, thresholds)
+        As :func:`ecgrepro.metrics.per_class_metrics`: shapes (n, 9), (n, 9), (9,).
+    n_boot : int
+        Resamples.
+    seed : int
+        ``first`` is resampled with ``seed``; ``second`` with ``seed + 1``
+        (unpaired) or with the same draws (paired).
+    paired : bool
+        True when both hold the same records in the same order: each resample
+        then draws the same records for both, so the interval reflects only
+        how the two differ on them.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long form ``class, metric, value, ci_low, ci_high`` (class includes
+        ``AVG``); NaN where a metric is undefined in every resample.
+
+    Raises
+    ------
+    ValueError
+        If ``paired`` and the two hold different numbers of records.
+    """
+    if paired and len(first[0]) != len(second[0]):
+        raise ValueError(f"paired sets differ in size: {len(first[0])} vs {len(second[0])}")
+    point = per_class_metrics(*first) - per_class_metrics(*second)
+    diff = bootstrap_metrics(*first, n_boot=n_boot, seed=seed) - bootstrap_metrics(
+        *second, n_boot=n_boot, seed=seed if paired else seed + 1
+    )
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(diff, q, axis=0)
+    rows = [
+        (c, m, point.at[c, m], lo[i, j], hi[i, j])
+        for i, c in enumerate(point.index)
+        for j, m in enumerate(METRICS)
+    ]
+    return pd.DataFrame(rows, columns=["class", "metric", "value", "ci_low", "ci_high"])
+
+
+def confusion_counts(
+    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray
+) -> pd.DataFrame:
+    """True/false positives and negatives per class at the given thresholds.
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray, shape (n_records, 9), {0, 1}
+    scores : numpy.ndarray, shape (n_records, 9), float
+    thresholds : numpy.ndarray, shape (9,)
+        Prediction = score >= threshold, as :func:`ecgrepro.metrics.per_class_metrics`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: :data:`CLASSES`; columns ``tp, fp, fn, tn`` (int), from
+        :func:`sklearn.metrics.multilabel_confusion_matrix`.
+    """
+    pred = np.asarray(scores) >= np.asarray(thresholds)[None, :]
+    m = multilabel_confusion_matrix(np.asarray(y_true).astype(int), pred.astype(int))
+    out = pd.DataFrame(
+        {"tp": m[:, 1, 1], "fp": m[:, 0, 1], "fn": m[:, 1, 0], "tn": m[:, 0, 0]},
+        index=pd.Index(CLASSES, name="class"),
+    )
     return out

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from ecgrepro.data import ECGDataset
+from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import ResNet1d, resnet34
 from ecgrepro.train import Samples, TrainResult, predict_scores, train_model
 
@@ -307,3 +308,48 @@ def get_model(
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
+
+
+def split_scores(
+    m: TrainedModel, datasets: dict[str, ECGDataset], name: str, split: str, device="cpu"
+) -> tuple[Samples, np.ndarray]:
+    """A model's sigmoid outputs on one split of one dataset, cached in its artifact.
+
+    Parameters
+    ----------
+    m : TrainedModel
+    datasets : dict of str -> ECGDataset
+    name : str
+        The dataset (a key of ``datasets``).
+    split : {"train", "val", "test", "all"}
+    device : str or torch.device
+
+    Returns
+    -------
+    samples : Samples
+        The split's records, labels in ``samples.y``.
+    scores : numpy.ndarray, shape (len(samples), 9), float32
+        Cached under the dataset's ``data_key``, so the same records under
+        another label mapping (another key) are scored apart.
+    """
+    samples = samples_for(datasets, (name,), split)
+    return samples, m.scores(f"{name}-{split}", samples, datasets[name].data_key, device)
+
+
+def validation_thresholds(
+    m: TrainedModel, datasets: dict[str, ECGDataset], device="cpu"
+) -> np.ndarray:
+    """Per-class thresholds maximising F1 on the validation folds of the model's training data.
+
+    Follows the published code (METHODS.md, "Thresholds and metrics"); the
+    validation records are those of every dataset in ``m.spec.train_on``
+    (Original: CPSC; Ours_1 and PTB-XL-only: PTB-XL; Ours_2: both).
+
+    Returns
+    -------
+    numpy.ndarray, shape (9,), float
+    """
+    parts = [split_scores(m, datasets, d, "val", device) for d in m.spec.train_on]
+    y = np.concatenate([s.y for s, _ in parts])
+    thresholds, _ = f1_optimal_thresholds(y, np.concatenate([sc for _, sc in parts]))
+    return thresholds

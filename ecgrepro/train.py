@@ -49,7 +49,7 @@ class Samples:
 
     @classmethod
     def from_dataset(cls, ds: ECGDataset, split: str, augment: bool = True) -> Samples:
-        """The records of one split (``train``, ``val`` or ``test``) of a dataset."""
+        """The records of one split (``train``, ``val``, ``test`` or ``all``) of a dataset."""
         idx, y = ds.subset(split)
         return cls([ds.signals], np.zeros(len(idx), int), idx, y, np.full(len(idx), augment))
 

@@ -10,6 +10,7 @@ from torch import nn
 from ecgrepro.config import CLASSES
 from ecgrepro.explain import (
     captum_grad_cam,
+    case_eligibility,
     case_qrs,
     grad_cam,
     qrs_mask,
@@ -257,3 +258,44 @@ def test_qrs_mass_table_reports_a_bad_record(data_root):
         bad.qrs_mass_share.isna().all()
         and bad.note.str.contains("r1: QRS delineation failed").all()
     )
+
+
+def test_select_cases_prefers_few_predicted_classes_and_supporting_statements():
+    y = np.array([_labels("LBBB"), _labels("LBBB"), _labels("LBBB")])
+    s = np.full((3, 9), 0.1)
+    s[:, 3] = [0.99, 0.8, 0.7]
+    s[0, [0, 4, 7]] = 0.9  # the most confident LBBB is also called SNR, RBBB and STD
+    cases = select_cases(y, s, np.full(9, 0.5))
+    assert cases.loc["lbbb", "row"] == 1  # called LBBB alone, then by score
+    # raw statements: only the third record carries CLBBB (the others, say, LAFB)
+    eligible = case_eligibility(
+        [{"LAFB": 100.0}, {"LAFB": 100.0, "SR": 0.0}, {"CLBBB": 100.0, "SR": 0.0}],
+        [["LBBB"]] * 3,
+    )
+    assert eligible["lbbb"].tolist() == [False, False, True]
+    cases = select_cases(y, s, np.full(9, 0.5), eligible=eligible)
+    assert cases.loc["lbbb", "row"] == 2 and not cases.loc["lbbb", "fallback"]
+    assert "raw statements support it" in cases.loc["lbbb", "rule"]
+    # no supporting record: the labels' choice, flagged as a fallback
+    none = {k: np.zeros(3, bool) for k in eligible}
+    cases = select_cases(y, s, np.full(9, 0.5), eligible=none)
+    assert cases.loc["lbbb", "row"] == 1 and cases.loc["lbbb", "fallback"]
+    with pytest.raises(ValueError, match="eligible\\['lbbb'\\] has shape"):
+        select_cases(y, s, np.full(9, 0.5), eligible={k: np.ones(2, bool) for k in eligible})
+
+
+def test_case_eligibility_reads_raw_statements_and_cpsc_labels():
+    codes = [
+        {"NORM": 100.0, "SR": 0.0},  # supports SNR
+        {"NORM": 100.0, "AFIB": 0.0},  # AF at likelihood 0: not an SNR record
+        {"NORM": 100.0, "SARRH": 0.0},  # sinus arrhythmia: excluded too
+        {"CRBBB": 100.0, "SR": 0.0},
+        None,  # a CPSC record, judged by its own label
+    ]
+    labels = [["SNR"], ["SNR"], ["SNR"], ["RBBB"], ["SNR"]]
+    e = case_eligibility(codes, labels)
+    assert e["snr_as_af"].tolist() == [True, False, False, True, True]
+    assert e["rbbb"].tolist() == [False, False, False, True, False]
+    assert e["lbbb"].tolist() == [False] * 5
+    with pytest.raises(ValueError, match="2 statement sets but 1 label lists"):
+        case_eligibility(codes[:2], labels[:1])

@@ -88,3 +88,35 @@ def test_bootstrap_matches_direct_resampling():
     assert row.ci_high == pytest.approx(np.percentile(boot[:, -1, 2], 97.5))
     point = per_class_metrics(y, s, th)
     assert row.ci_low <= point.at["AVG", "f1"] <= row.ci_high
+
+
+def test_difference_ci_paired_and_unpaired():
+    from ecgrepro.evaluate import difference_ci
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((200, 9)) < 0.3).astype(np.float32)
+    good = np.clip(y * 0.6 + rng.random((200, 9)) * 0.5, 0, 1)
+    bad = rng.random((200, 9))
+    thr = np.full(9, 0.5)
+    same = difference_ci((y, good, thr), (y, good, thr), n_boot=200, paired=True)
+    assert np.allclose(same[["value", "ci_low", "ci_high"]].to_numpy(), 0.0)
+    gap = difference_ci((y, good, thr), (y[:150], bad[:150], thr), n_boot=200)
+    expect = per_class_metrics(y, good, thr) - per_class_metrics(y[:150], bad[:150], thr)
+    got = gap.set_index(["class", "metric"]).value
+    assert got[("AVG", "auc")] == pytest.approx(expect.at["AVG", "auc"])
+    row = gap[(gap["class"] == "AVG") & (gap.metric == "auc")].iloc[0]
+    assert 0 < row.ci_low < row.value < row.ci_high  # a clearly better model: positive gap
+    with pytest.raises(ValueError, match="paired sets differ in size: 200 vs 150"):
+        difference_ci((y, good, thr), (y[:150], bad[:150], thr), paired=True)
+
+
+def test_confusion_counts_by_hand():
+    from ecgrepro.evaluate import confusion_counts
+
+    y = np.zeros((5, 9))
+    y[[0, 1, 2], 1] = 1  # three AF records
+    s = np.zeros((5, 9))
+    s[[0, 1, 3], 1] = 0.9  # two found, one false alarm
+    c = confusion_counts(y, s, np.full(9, 0.5))
+    assert c.loc["AF"].tolist() == [2, 1, 1, 1]
+    assert c.loc["SNR"].tolist() == [0, 0, 0, 5]

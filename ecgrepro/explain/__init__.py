@@ -10,8 +10,10 @@
 
 from ecgrepro.explain.gradcam import (
     CASE_RULES,
+    CASE_STATEMENTS,
     GRADCAM_VARIANTS,
     captum_grad_cam,
+    case_eligibility,
     case_qrs,
     grad_cam,
     qrs_mask,
@@ -37,10 +39,12 @@ from ecgrepro.explain.shapley import (
 
 __all__ = [
     "CASE_RULES",
+    "CASE_STATEMENTS",
     "GRADCAM_VARIANTS",
     "PanelResult",
     "aggregate_per_lead",
     "captum_grad_cam",
+    "case_eligibility",
     "case_qrs",
     "coalition_masks",
     "exact_lead_shapley",

@@ -50,6 +50,17 @@ CASE_RULES: dict[str, tuple[str, str]] = {
     "snr_as_af": ("AF", "the most confident AF prediction on a record labelled SNR (and not AF)"),
 }
 
+#: What a case's record must carry for its raw statements to support the figure's reading:
+#: PTB-XL SCP statements required or excluded (at any likelihood), and the class a CPSC record
+#: must hold in its own labels. The mapped labels alone do not suffice: the published mapping
+#: maps LAFB to LBBB, and labels SNR on records whose rhythm statements (at likelihood 0) say
+#: atrial fibrillation, flutter or sinus arrhythmia.
+CASE_STATEMENTS: dict[str, dict] = {
+    "lbbb": {"requires": ("CLBBB",), "excludes": (), "cpsc": "LBBB"},
+    "rbbb": {"requires": ("CRBBB",), "excludes": (), "cpsc": "RBBB"},
+    "snr_as_af": {"requires": (), "excludes": ("AFIB", "AFLT", "SARRH"), "cpsc": "SNR"},
+}
+
 
 def grad_cam(
     model: nn.Module,
@@ -362,11 +373,55 @@ def shifted_mass_shares(cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(inside / total, 0.0, 1.0)
 
 
-def _most_confident(candidates: np.ndarray, score: np.ndarray, tie_rank: np.ndarray) -> int | None:
+def _most_confident(
+    candidates: np.ndarray, score: np.ndarray, tie_rank: np.ndarray, n_predicted: np.ndarray
+) -> int | None:
+    """Fewest predicted classes first, then the highest score, then the seeded tie rank."""
     idx = np.flatnonzero(candidates)
     if not len(idx):
         return None
-    return int(idx[np.lexsort((tie_rank[idx], -score[idx]))[0]])
+    return int(idx[np.lexsort((tie_rank[idx], -score[idx], n_predicted[idx]))[0]])
+
+
+def case_eligibility(
+    scp_codes: list[dict[str, float] | None], own_labels: list[list[str]]
+) -> dict[str, np.ndarray]:
+    """Which records' raw statements support each case's reading (:data:`CASE_STATEMENTS`).
+
+    Parameters
+    ----------
+    scp_codes : list of (dict of str -> float, or None)
+        Per record, its PTB-XL SCP statements (code -> likelihood %); None
+        for a CPSC record.
+    own_labels : list of list of str
+        Per record, the CPSC classes of a CPSC record (its own annotators');
+        ignored for PTB-XL records.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray of bool, shape (n_records,)
+        One entry per case of :data:`CASE_RULES`.
+
+    Raises
+    ------
+    ValueError
+        If the two lists differ in length.
+    """
+    if len(scp_codes) != len(own_labels):
+        raise ValueError(f"{len(scp_codes)} statement sets but {len(own_labels)} label lists")
+    out = {}
+    for case, rule in CASE_STATEMENTS.items():
+        out[case] = np.array(
+            [
+                rule["cpsc"] in labels
+                if codes is None
+                else all(c in codes for c in rule["requires"])
+                and not any(c in codes for c in rule["excludes"])
+                for codes, labels in zip(scp_codes, own_labels, strict=True)
+            ],
+            dtype=bool,
+        )
+    return out
 
 
 def select_cases(
@@ -375,12 +430,18 @@ def select_cases(
     thresholds: np.ndarray,
     records: list[str] | None = None,
     seed: int = 0,
+    eligible: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Choose the records of Figures 6-8 from test predictions, automatically.
 
-    Rules (:data:`CASE_RULES`), each the highest score of its class among the
-    candidates; equal scores (saturated sigmoids) are broken by a permutation
-    seeded with ``seed``:
+    Rules (:data:`CASE_RULES`). Among the candidates of a rule, the record
+    with the fewest predicted classes wins (a figure of a record called
+    five classes at once explains little), then the one with the highest
+    score of the case's class; equal scores (saturated sigmoids) are broken
+    by a permutation seeded with ``seed``. Where ``eligible`` is given, the
+    rule's tiers first keep only records whose raw statements support the
+    reading (:func:`case_eligibility`); without such a record, the same tiers
+    are tried on every record and the choice is flagged a fallback.
 
     - ``lbbb`` / ``rbbb``: labelled and predicted LBBB / RBBB, preferring
       records not labelled with the other bundle branch block. Fallback: the
@@ -402,6 +463,9 @@ def select_cases(
     records : list of str, optional
         Record names, copied into the result.
     seed : int
+    eligible : dict of str -> numpy.ndarray of bool, shape (n,), optional
+        Per case, the records whose raw statements support it
+        (:func:`case_eligibility`).
 
     Returns
     -------
@@ -428,6 +492,7 @@ def select_cases(
     tie_rank = np.argsort(np.random.default_rng(seed).permutation(n))
     labelled = y_true > 0
     predicted = scores >= thresholds
+    n_predicted = predicted.sum(axis=1)
     snr, af = CLASSES.index("SNR"), CLASSES.index("AF")
     rows = {}
     for case, (cls, rule) in CASE_RULES.items():
@@ -476,9 +541,22 @@ def select_cases(
                     False,
                 ),
             ]
+        if eligible is not None:
+            ok = np.asarray(eligible[case], dtype=bool)
+            if ok.shape != (n,):
+                raise ValueError(f"eligible[{case!r}] has shape {ok.shape}, expected ({n},)")
+            supported = [
+                (c & ok, f"{text}; raw statements support it", meets) for c, text, meets in tries
+            ]
+            unsupported = [
+                (c, f"{text}; no such record has raw statements that support it", False)
+                for c, text, meets in tries
+                if meets
+            ]
+            tries = supported + unsupported + [x for x in tries if not x[2]]
         row, chosen_rule, fallback = None, f"no record labelled for this case ({rule})", True
         for candidates, text, meets in tries:
-            row = _most_confident(candidates, scores[:, k], tie_rank)
+            row = _most_confident(candidates, scores[:, k], tie_rank, n_predicted)
             if row is not None:
                 chosen_rule, fallback = text, not meets
                 break
