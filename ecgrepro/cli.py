@@ -116,13 +116,71 @@ def execute_notebooks(
             progress_bar=False,
             log_output=True,
         )
-        print(f"[{stem}] done in {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"[{stem}] done in {seconds:.0f} s", flush=True)
+        record_page_time(build_dir / "tables" / "page_times.csv", stem, seconds)
         done.append(nb_out)
     return done
 
 
+def record_page_time(path: Path, page: str, seconds: float) -> None:
+    """Write one page's execution time into ``page_times.csv`` (``page,seconds``).
+
+    The rows of pages not executed in this build are kept, so a partial build
+    (``--only``) updates its pages and leaves the others' last times.
+    """
+    rows = read_page_times(path)
+    rows[page] = seconds
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["page,seconds"] + [f"{p},{s:.1f}" for p, s in rows.items()]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def read_page_times(path: Path) -> dict[str, float]:
+    """``page_times.csv`` as page -> seconds, in the order written (empty if absent)."""
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines()[1:]:
+        page, _, seconds = line.rpartition(",")
+        out[page] = float(seconds)
+    return out
+
+
+def page_times_markdown(times: dict[str, float], pages: list[str]) -> str:
+    """The time per page as a Markdown table, in the book's page order, with the total.
+
+    Parameters
+    ----------
+    times : dict of str -> float
+        Page stem -> seconds (:func:`read_page_times`).
+    pages : list of str
+        Page stems in the book's order; pages without a time are listed as such.
+
+    Returns
+    -------
+    str
+    """
+    if not times:
+        return "No page has been executed in this build folder yet.\n"
+    lines = ["| page | seconds | minutes |", "|---|---:|---:|"]
+    for page in pages:
+        if page in times:
+            lines.append(f"| `{page}` | {times[page]:,.0f} | {times[page] / 60:.1f} |")
+        else:
+            lines.append(f"| `{page}` | not executed | |")
+    total = sum(times.get(p, 0.0) for p in pages)
+    lines.append(f"| **all pages** | **{total:,.0f}** | **{total / 60:.1f}** |")
+    return "\n".join(lines) + "\n"
+
+
 def stage_book(build_dir: Path) -> Path:
     """Copy the book's sources beside the executed notebooks; vendor MathJax.
+
+    Also writes ``book/page_times.md`` into the staged sources: the time per
+    page from ``tables/page_times.csv``, which the reproduction notes include.
 
     Returns
     -------
@@ -140,6 +198,9 @@ def stage_book(build_dir: Path) -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(REPO_ROOT / name, src / name)
     shutil.copytree(REPO_ROOT / "book", src / "book", dirs_exist_ok=True)
+    pages = [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
+    times = page_times_markdown(read_page_times(build_dir / "tables" / "page_times.csv"), pages)
+    (src / "book" / "page_times.md").write_text(times)
     mathjax = build_dir / "vendor" / "mathjax" / "es5"
     if not (mathjax / "tex-svg.js").is_file():
         raise FileNotFoundError(
@@ -221,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_execute:
         execute_notebooks(args.profile, overrides, data_root, build_dir, args.only)
     src = stage_book(build_dir)
+    print("time per page (" + str(build_dir / "tables" / "page_times.csv") + "):", flush=True)
+    print((src / "book" / "page_times.md").read_text(), flush=True)
     build_html(src, REPO_ROOT)
     minutes, seconds = divmod(time.perf_counter() - t0, 60)
     print(f"book built in {int(minutes)} min {seconds:.0f} s: {build_dir / 'html' / 'index.html'}")

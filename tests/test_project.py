@@ -64,3 +64,33 @@ def test_table3_defaults_are_the_papers_settings():
     defaults = {k: v["default"] for k, v in params.items()}
     assert (defaults["epochs"], defaults["epochs_ours"], defaults["fs_hz"]) == ("30", "30", "500")
     assert defaults["augment_cpsc_in_ours2"] == "False"
+
+
+def test_page_times_are_merged_and_tabulated(tmp_path):
+    from ecgrepro.cli import page_times_markdown, read_page_times, record_page_time
+
+    path = tmp_path / "tables" / "page_times.csv"
+    record_page_time(path, "table1_dataset", 3.2)
+    record_page_time(path, "table2_generalisation", 150.0)
+    record_page_time(path, "table1_dataset", 4.0)  # a rerun replaces its own row only
+    times = read_page_times(path)
+    assert times == {"table1_dataset": 4.0, "table2_generalisation": 150.0}
+    assert path.read_text().splitlines()[0] == "page,seconds"
+    md = page_times_markdown(times, ["table1_dataset", "table2_generalisation", "fig6-8_gradcam"])
+    assert "| `table2_generalisation` | 150 | 2.5 |" in md
+    assert "| `fig6-8_gradcam` | not executed | |" in md
+    assert "| **all pages** | **154** | **2.6** |" in md
+    assert "No page" in page_times_markdown({}, ["x"])
+
+
+def test_every_page_has_an_entry_in_every_profile_with_the_published_labels():
+    import papermill as pm
+
+    stems = {name.split("/")[-1] for name in toc_notebooks(REPO_ROOT / "_toc.yml")}
+    for profile, pages in load_profiles().items():
+        assert set(pages) == stems, profile
+        for stem, params in pages.items():
+            declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+            if "label_mapping" in declared:
+                assert declared["label_mapping"]["default"] == '"published"', stem
+                assert params["label_mapping"] == "published", (profile, stem)

@@ -424,6 +424,26 @@ def case_eligibility(
     return out
 
 
+def raw_statements_text(codes: dict[str, float] | None, own_labels: list[str]) -> str:
+    """A record's raw statements as printed under its figure.
+
+    Parameters
+    ----------
+    codes : dict of str -> float, or None
+        PTB-XL SCP statements (code -> likelihood %), or None for a CPSC record.
+    own_labels : list of str
+        The CPSC record's own classes (used when ``codes`` is None).
+
+    Returns
+    -------
+    str
+        ``"SCP: CLBBB 100, SR 0"`` or ``"CPSC label: LBBB"``.
+    """
+    if codes is None:
+        return "CPSC label: " + ("+".join(own_labels) or "none")
+    return "SCP: " + ", ".join(f"{k} {v:g}" for k, v in codes.items())
+
+
 def select_cases(
     y_true: np.ndarray,
     scores: np.ndarray,

@@ -1,0 +1,178 @@
+"""The generalisation gap under two label mappings (the labels page).
+
+The paper reads its Table 2 (the Original, trained on CPSC 2018, drops from a
+mean F1 of 0.832 on CPSC to 0.345 on PTB-XL) as a failure to generalise. Part
+of that drop may come from PTB-XL's labels under the published mapping, which
+ignores rhythm statements recorded with likelihood 0
+(:mod:`ecgrepro.data.labels`). This module scores the same trained models
+under both mappings and measures the gap with bootstrap intervals
+(:func:`ecgrepro.evaluate.difference_ci`).
+
+Definitions
+-----------
+- **Gap** of a model M: the Original's AVG metric on the CPSC test fold minus
+  M's AVG metric on a PTB-XL test set (M = the Original gives the paper's
+  Table 2 gap). The two test sets share no record, so the interval resamples
+  each independently.
+- **Share of the gap closed** by retraining: 1 - gap(M) / gap(Original).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ecgrepro.data import ECGDataset
+from ecgrepro.evaluate import confusion_counts, difference_ci, table_with_ci
+from ecgrepro.pipeline import TrainedModel, split_scores, validation_thresholds
+
+#: PTB-XL test sets of the labels page: the official test fold, and every record present
+#: (for a model that never saw PTB-XL).
+PTBXL_TEST_SETS = {"ptbxl_fold10": "test", "ptbxl_all": "all"}
+
+#: Columns of ``table2_labels.csv``.
+TABLE2_LABELS_COLUMNS = [
+    "model",
+    "test_set",
+    "label_mapping",
+    "class",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+]
+
+
+def scored(
+    m: TrainedModel,
+    datasets: dict[str, ECGDataset],
+    sets: dict[str, tuple[str, str]],
+    device="cpu",
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A model's labels, scores and validation thresholds on named test sets.
+
+    Parameters
+    ----------
+    m : TrainedModel
+    datasets : dict of str -> ECGDataset
+        Must hold the datasets of ``m.spec.train_on`` and of ``sets``.
+    sets : dict of str -> (dataset, split)
+        E.g. ``{"cpsc": ("cpsc", "test"), "ptbxl_all": ("ptbxl", "all")}``.
+    device : str or torch.device
+
+    Returns
+    -------
+    dict of str -> (y_true, scores, thresholds)
+        Shapes (n, 9), (n, 9) float32 and (9,); the thresholds maximise F1 on
+        the validation folds of ``m``'s own training data
+        (:func:`ecgrepro.pipeline.validation_thresholds`) and are the same for
+        every set.
+    """
+    thresholds = validation_thresholds(m, datasets, device)
+    out = {}
+    for name, (ds, split) in sets.items():
+        samples, scores = split_scores(m, datasets, ds, split, device)
+        out[name] = (samples.y, scores, thresholds)
+    return out
+
+
+def combined(*parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple:
+    """Concatenate scored sets of one model (same thresholds) into one, e.g. CPSC + PTB-XL."""
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        parts[0][2],
+    )
+
+
+def metric_table(
+    sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per-class metrics with 95% bootstrap intervals on each scored set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long form ``test_set, class, metric, value, ci_low, ci_high``.
+    """
+    return pd.concat(
+        [table_with_ci(*s, n_boot=n_boot, seed=seed).assign(test_set=k) for k, s in sets.items()],
+        ignore_index=True,
+    )
+
+
+def gap_rows(
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray],
+    other: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("f1", "auc"),
+) -> pd.DataFrame:
+    """The generalisation gap: AVG on ``reference`` minus AVG on ``other``, with its interval.
+
+    Parameters
+    ----------
+    reference : (y_true, scores, thresholds)
+        The Original on the CPSC test fold.
+    other : (y_true, scores, thresholds)
+        A model on a PTB-XL test set (no record in common with ``reference``).
+    n_boot, seed
+        As :func:`ecgrepro.evaluate.difference_ci` (unpaired).
+    metrics : tuple of str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows with ``class = "GAP"``: ``class, metric, value, ci_low, ci_high``.
+    """
+    d = difference_ci(reference, other, n_boot=n_boot, seed=seed)
+    d = d[(d["class"] == "AVG") & d.metric.isin(metrics)].copy()
+    d["class"] = "GAP"
+    return d.reset_index(drop=True)
+
+
+def af_confusion(
+    sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], label_mapping: str
+) -> pd.DataFrame:
+    """AF's true/false positives and negatives on each scored set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``test_set, label_mapping, tp, fp, fn, tn, records``.
+    """
+    rows = []
+    for name, s in sets.items():
+        c = confusion_counts(*s).loc["AF"]
+        rows.append({"test_set": name, "label_mapping": label_mapping, **c.to_dict()})
+    out = pd.DataFrame(rows)
+    out["records"] = out[["tp", "fp", "fn", "tn"]].sum(axis=1)
+    return out
+
+
+def relabelled_af(published: ECGDataset, rhythm_aware: ECGDataset) -> pd.DataFrame:
+    """How the records labelled AF under the rhythm-aware mapping are labelled under the published.
+
+    Parameters
+    ----------
+    published, rhythm_aware : ECGDataset
+        The same PTB-XL data root under the two mappings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per published class set (``+``-joined, ``dropped`` for records
+        the published mapping drops) with ``records`` and ``split`` counts,
+        most frequent first.
+    """
+    ra = rhythm_aware.records.set_index("record")
+    af = ra[[("AF" in c) for c in ra.classes]]
+    pub = published.records.set_index("record").classes
+    labels = ["+".join(pub[r]) if r in pub.index else "dropped" for r in af.index]
+    out = (
+        pd.DataFrame({"published_labels": labels, "split": af.split.to_numpy()})
+        .value_counts()
+        .unstack("split", fill_value=0)
+    )
+    out["records"] = out.sum(axis=1)
+    return out.sort_values("records", ascending=False)
