@@ -62,3 +62,19 @@ def test_relabelled_af_tabulates_published_labels_of_rhythm_aware_af_records():
     out = gap.relabelled_af(published, rhythm)
     assert out.loc["SNR", "records"] == 2 and out.loc["SNR", "test"] == 1
     assert out.loc["AF", "records"] == 1 and out.loc["dropped", "val"] == 1
+
+
+def test_share_closed_by_a_model_that_matches_the_reference_is_one():
+    cpsc, weak = _set(150, 0, 0.7), _set(200, 1, 1.0)
+    y = weak[0]
+    noise = np.random.default_rng(7).random(y.shape)
+    same_as_ref = (y, np.clip(y * 0.3 + noise * 0.7, 0, 1), weak[2])  # as good as on CPSC
+    out = gap.share_closed(cpsc, weak, same_as_ref, n_boot=300).set_index("metric")
+    assert out.at["auc", "improvement"] > 0
+    assert out.at["auc", "improvement_ci_low"] > 0  # paired: a clear improvement
+    assert 0.6 < out.at["auc", "share"] < 1.4
+    assert out.at["auc", "share_ci_low"] < out.at["auc", "share"] < out.at["auc", "share_ci_high"]
+    nothing = gap.share_closed(cpsc, weak, weak, n_boot=300).set_index("metric")
+    assert nothing.at["f1", "share"] == 0 and nothing.at["f1", "improvement_ci_high"] == 0
+    with pytest.raises(ValueError, match="differ in records: 200, 150"):
+        gap.share_closed(cpsc, weak, cpsc)

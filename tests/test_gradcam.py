@@ -280,6 +280,13 @@ def test_select_cases_prefers_few_predicted_classes_and_supporting_statements():
     none = {k: np.zeros(3, bool) for k in eligible}
     cases = select_cases(y, s, np.full(9, 0.5), eligible=none)
     assert cases.loc["lbbb", "row"] == 1 and cases.loc["lbbb", "fallback"]
+    # a fallback goes by score alone, as its text says
+    y2 = np.array([_labels("LBBB"), _labels("LBBB")])
+    s2 = np.full((2, 9), 0.1)
+    s2[:, 3] = [0.45, 0.2]  # both missed (threshold 0.5)
+    s2[0, [0, 4]] = 0.9  # the higher-scored one is also called SNR and RBBB
+    missed = select_cases(y2, s2, np.full(9, 0.5))
+    assert missed.loc["lbbb", "row"] == 0 and "highest LBBB score" in missed.loc["lbbb", "rule"]
     with pytest.raises(ValueError, match="eligible\\['lbbb'\\] has shape"):
         select_cases(y, s, np.full(9, 0.5), eligible={k: np.ones(2, bool) for k in eligible})
 
@@ -291,11 +298,12 @@ def test_case_eligibility_reads_raw_statements_and_cpsc_labels():
         {"NORM": 100.0, "SARRH": 0.0},  # sinus arrhythmia: excluded too
         {"CRBBB": 100.0, "SR": 0.0},
         None,  # a CPSC record, judged by its own label
+        {"NORM": 100.0, "SBRAD": 0.0},  # not in sinus rhythm (SR): excluded
     ]
-    labels = [["SNR"], ["SNR"], ["SNR"], ["RBBB"], ["SNR"]]
+    labels = [["SNR"], ["SNR"], ["SNR"], ["RBBB"], ["SNR"], ["SNR"]]
     e = case_eligibility(codes, labels)
-    assert e["snr_as_af"].tolist() == [True, False, False, True, True]
-    assert e["rbbb"].tolist() == [False, False, False, True, False]
-    assert e["lbbb"].tolist() == [False] * 5
+    assert e["snr_as_af"].tolist() == [True, False, False, True, True, False]
+    assert e["rbbb"].tolist() == [False, False, False, True, False, False]
+    assert e["lbbb"].tolist() == [False] * 6
     with pytest.raises(ValueError, match="2 statement sets but 1 label lists"):
         case_eligibility(codes[:2], labels[:1])

@@ -87,9 +87,12 @@ def test_rhythm_aware_decides_every_statement(data_root):
         ({"NORM": 80.0, "SR": 0.0, "LPR": 0.0}, ["SNR"], ["IAVB"]),
         # rhythm statements the published mapping misreads
         ({"PACE": 100.0}, ["PAC"], []),
-        ({"BIGU": 100.0, "SR": 0.0, "NORM": 100.0}, ["SNR", "RBBB"], ["SNR"]),
+        ({"BIGU": 100.0, "SR": 0.0, "NORM": 100.0}, ["SNR", "RBBB"], []),
         ({"PSVT": 100.0, "NORM": 100.0}, ["SNR", "AF"], []),
-        ({"TRIGU": 0.0, "SR": 0.0, "NORM": 100.0}, ["SNR"], ["SNR"]),
+        ({"TRIGU": 0.0, "SR": 0.0, "NORM": 100.0}, ["SNR"], []),
+        # another rhythm beside SR rules SNR out (ecg_id 12778: NORM, SR, SARRH)
+        ({"NORM": 100.0, "SR": 0.0, "SARRH": 0.0}, ["SNR"], []),
+        ({"NORM": 100.0, "SR": 0.0, "SVARR": 0.0, "PAC": 0.0}, ["SNR"], ["PAC"]),
     ],
 )
 def test_mapping_rules(codes, published, rhythm_aware):

@@ -12,7 +12,9 @@ Two mappings, each data (a CSV beside this file, one row per SCP statement):
   keep their published class and rule; rhythm and form statements, which
   PTB-XL records with likelihood 0, count at any likelihood (column
   ``likelihood`` = ``any``), as the PhysioNet/CinC Challenge 2021 did; and SNR
-  requires sinus rhythm (the ``SINUS`` row, SR) and no other class.
+  requires sinus rhythm (the ``SINUS`` row, SR), no other class and no
+  statement that rules it out (``NOT_SNR``: other rhythms, ectopy of unknown
+  origin).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ DEFAULT_MAPPING = "published"
 DROP = "DROP"
 #: A statement that gives no class but establishes sinus rhythm, which SNR then requires.
 SINUS = "SINUS"
+#: A statement that gives no class but rules SNR out (a rhythm other than normal sinus rhythm,
+#: ectopy of unknown origin).
+NOT_SNR = "NOT_SNR"
 #: Values of a mapping file's ``likelihood`` column: counted above 0 only, or at any likelihood.
 LIKELIHOOD_RULES = (">0", "any")
 
@@ -82,7 +87,7 @@ class LabelMapping:
         The CSV it was read from.
     table : pandas.DataFrame
         Indexed by ``scp_code``; columns ``cpsc_class`` (a class of
-        :data:`CLASSES`, ``DROP`` or ``SINUS``), ``likelihood`` (``>0`` or
+        :data:`CLASSES`, ``DROP``, ``SINUS`` or ``NOT_SNR``), ``likelihood`` (``>0`` or
         ``any``; ``>0`` where the file has no such column) and ``reason``
         (empty where the file has none).
     """
@@ -103,7 +108,8 @@ class LabelMapping:
 
     @property
     def snr_requires_sinus(self) -> bool:
-        """True when the mapping has a ``SINUS`` statement: SNR then needs it and no other class."""
+        """True when the mapping has a ``SINUS`` statement: SNR then needs it, no other class
+        and no ``NOT_SNR`` statement."""
         return bool((self.classes == SINUS).any())
 
 
@@ -133,7 +139,7 @@ def label_mapping(name: str = DEFAULT_MAPPING) -> LabelMapping:
         table["likelihood"] = ">0"
     if "reason" not in table:
         table["reason"] = ""
-    unknown = set(table.cpsc_class) - set(CLASSES) - {DROP, SINUS}
+    unknown = set(table.cpsc_class) - set(CLASSES) - {DROP, SINUS, NOT_SNR}
     if unknown:
         raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
     rules = set(table.likelihood) - set(LIKELIHOOD_RULES)
@@ -159,7 +165,7 @@ def scp_mapping(name: str = DEFAULT_MAPPING) -> pd.Series:
     pandas.Series
         Index: SCP statement code (e.g. ``"CLBBB"``); value: a class of
         :data:`ecgrepro.config.CLASSES`, ``"DROP"`` (the published mapping's
-        11 dropped codes) or ``"SINUS"``.
+        11 dropped codes), ``"SINUS"`` or ``"NOT_SNR"``.
     """
     return label_mapping(name).classes
 
@@ -208,7 +214,7 @@ def ptbxl_classes(
         ``published`` (the paper's, default): statements with likelihood > 0
         give their class. ``rhythm-aware``: statements marked ``any`` count
         at any likelihood, and SNR is kept only when the record carries sinus
-        rhythm (SR) and no other class.
+        rhythm (SR), no other class and no statement that rules SNR out.
 
     Returns
     -------
@@ -232,9 +238,10 @@ def ptbxl_classes(
     if unknown:
         raise RecordError(record, f"unknown SCP code(s) {unknown} (not in {m.path.name})")
     given = {table[c] for c in counted}
-    found = given - {DROP, SINUS}
-    if m.snr_requires_sinus and "SNR" in found and (SINUS not in given or len(found) > 1):
-        found.discard("SNR")
+    found = given - {DROP, SINUS, NOT_SNR}
+    if m.snr_requires_sinus and "SNR" in found:
+        if SINUS not in given or NOT_SNR in given or len(found) > 1:
+            found.discard("SNR")
     return [c for c in CLASSES if c in found]
 
 

@@ -54,11 +54,16 @@ CASE_RULES: dict[str, tuple[str, str]] = {
 #: PTB-XL SCP statements required or excluded (at any likelihood), and the class a CPSC record
 #: must hold in its own labels. The mapped labels alone do not suffice: the published mapping
 #: maps LAFB to LBBB, and labels SNR on records whose rhythm statements (at likelihood 0) say
-#: atrial fibrillation, flutter or sinus arrhythmia.
+#: atrial fibrillation, flutter or sinus arrhythmia. Fig. 8's record must be in sinus rhythm
+#: (SR) with no atrial or supraventricular arrhythmia, where an AF call would not be plainly wrong.
 CASE_STATEMENTS: dict[str, dict] = {
     "lbbb": {"requires": ("CLBBB",), "excludes": (), "cpsc": "LBBB"},
     "rbbb": {"requires": ("CRBBB",), "excludes": (), "cpsc": "RBBB"},
-    "snr_as_af": {"requires": (), "excludes": ("AFIB", "AFLT", "SARRH"), "cpsc": "SNR"},
+    "snr_as_af": {
+        "requires": ("SR",),
+        "excludes": ("AFIB", "AFLT", "SARRH", "SVARR", "SVTAC", "PSVT"),
+        "cpsc": "SNR",
+    },
 }
 
 
@@ -457,8 +462,9 @@ def select_cases(
     Rules (:data:`CASE_RULES`). Among the candidates of a rule, the record
     with the fewest predicted classes wins (a figure of a record called
     five classes at once explains little), then the one with the highest
-    score of the case's class; equal scores (saturated sigmoids) are broken
-    by a permutation seeded with ``seed``. Where ``eligible`` is given, the
+    score of the case's class (a fallback, below, goes by score alone);
+    equal scores (saturated sigmoids) are broken by a permutation seeded
+    with ``seed``. Where ``eligible`` is given, the
     rule's tiers first keep only records whose raw statements support the
     reading (:func:`case_eligibility`); without such a record, the same tiers
     are tried on every record and the choice is flagged a fallback.
@@ -561,22 +567,26 @@ def select_cases(
                     False,
                 ),
             ]
+        # (candidates, text, meets the rule, fewest predicted classes first): the rule's own
+        # tiers prefer records called few classes; the fallbacks pick by score, as they say
+        tries = [(c, text, meets, meets) for c, text, meets in tries]
         if eligible is not None:
             ok = np.asarray(eligible[case], dtype=bool)
             if ok.shape != (n,):
                 raise ValueError(f"eligible[{case!r}] has shape {ok.shape}, expected ({n},)")
             supported = [
-                (c & ok, f"{text}; raw statements support it", meets) for c, text, meets in tries
+                (c & ok, f"{text}; raw statements support it", m, f) for c, text, m, f in tries
             ]
             unsupported = [
-                (c, f"{text}; no such record has raw statements that support it", False)
-                for c, text, meets in tries
+                (c, f"{text}; no such record has raw statements that support it", False, True)
+                for c, text, meets, _ in tries
                 if meets
             ]
             tries = supported + unsupported + [x for x in tries if not x[2]]
         row, chosen_rule, fallback = None, f"no record labelled for this case ({rule})", True
-        for candidates, text, meets in tries:
-            row = _most_confident(candidates, scores[:, k], tie_rank, n_predicted)
+        for candidates, text, meets, few in tries:
+            order = n_predicted if few else np.zeros(n, dtype=int)
+            row = _most_confident(candidates, scores[:, k], tie_rank, order)
             if row is not None:
                 chosen_rule, fallback = text, not meets
                 break
