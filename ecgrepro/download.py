@@ -1,11 +1,32 @@
 """Fetch PTB-XL v1.0.3 and the CPSC 2018 training set from PhysioNet, verified.
 
-Each file listed in the release's ``SHA256SUMS.txt`` is downloaded to
-``<name>.part``, resumed with an HTTP ``Range`` request after a dropped
-connection, checked against its published SHA-256 and only then renamed into
-place, so an interrupted or corrupted download never leaves a half-written file
-under its real name. Files already present with the right hash are skipped. A
-file that keeps failing is reported and skipped; the batch goes on.
+The files listed in a release's ``SHA256SUMS.txt`` become a :mod:`pooch` registry
+(``sha256:<hex>`` per file), and :meth:`pooch.Pooch.fetch` gets each one. What pooch
+does for us (checked against pooch 1.9.0's ``pooch/core.py``):
+
+* **hash check**: every download is checked against its published SHA-256
+  (``hash_matches(..., strict=True)``); a mismatch deletes it and raises;
+* **atomic placement**: the bytes go to a temporary file in the destination
+  folder and are moved (``shutil.move``, a same-filesystem rename) to the real
+  name only after the hash matches, so an interrupted or corrupted download
+  never leaves a half-written file under its real name;
+* **retries**: a connection error (any ``requests`` exception) or a hash mismatch
+  is retried ``retry_if_failed`` times, pausing 1 s, 2 s, 3 s, ... (capped at
+  10 s; pooch's fixed schedule, not configurable);
+* **skipping**: a file already present with the right hash is not downloaded
+  again (pooch's ``"fetch"`` action, which :func:`fetch` reports as present).
+
+What we keep ourselves, and why: **resumption**. Pooch starts every attempt from
+zero in a fresh temporary file and never sends an HTTP ``Range`` request, so after
+a dropped connection it would re-download the whole file. :class:`ResumingDownloader`
+(the downloader pooch calls) therefore streams into ``<name>.part``, which survives
+a failed attempt, and on the next attempt (a pooch retry or a later run) asks for
+``Range: bytes=<size of .part>-``; once the body is complete it moves ``.part``
+into pooch's temporary file, and pooch hashes it and renames it into place. It
+also stops pooch from retrying errors that cannot heal (HTTP 4xx other than 408,
+429): pooch would retry a 404 like a dropped connection.
+
+A file that keeps failing is reported and skipped; the batch goes on.
 
 Layout written (the data root :func:`ecgrepro.config.find_data_root` expects)::
 
@@ -19,16 +40,17 @@ such a download the header labels are the labels.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import contextlib
+import io
+import logging
 import os
-import socket
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pooch
+import requests
+import urllib3
 import wfdb
 
 from ecgrepro.config import CLASSES
@@ -84,7 +106,20 @@ class DownloadReport:
 
 
 def parse_sums(text: str) -> list[tuple[str, str]]:
-    """``(sha256, path)`` pairs from a ``sha256sum``-style file (``HASH  path`` per line)."""
+    """Read a ``sha256sum``-style checksum file.
+
+    Parameters
+    ----------
+    text : str
+        Contents, one ``HASH  path`` (or ``HASH *path``) per line, as PhysioNet's
+        ``SHA256SUMS.txt``; other lines are ignored.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        ``(sha256, path)`` pairs, the hash in lower-case hex. (Pooch's own
+        :meth:`pooch.Pooch.load_registry` reads ``path hash``, the other order.)
+    """
     out = []
     for line in text.splitlines():
         parts = line.strip().split(maxsplit=1)
@@ -93,22 +128,129 @@ def parse_sums(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, by :func:`pooch.file_hash`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+    """
+    return pooch.file_hash(str(path), alg="sha256")
 
 
-_TRANSIENT = (
-    urllib.error.URLError,
-    http.client.HTTPException,
-    ConnectionError,
-    socket.timeout,
-    TimeoutError,
-)
+def _permanent(status: int) -> bool:
+    """HTTP statuses that a retry cannot fix (client errors other than timeout/rate limit)."""
+    return 400 <= status < 500 and status not in (408, 429)
+
+
+class ResumingDownloader:
+    """A pooch downloader that resumes ``<dest>.part`` with an HTTP ``Range`` request.
+
+    Pooch calls it as ``downloader(url, output_file, pooch)`` once per attempt
+    (see "downloaders" in pooch's documentation) and then checks the hash of
+    ``output_file`` and moves it into place; this class only adds what pooch
+    lacks, resumption of a partial file.
+
+    Parameters
+    ----------
+    part : pathlib.Path
+        The partial file, kept between attempts and between runs.
+    timeout_s : float
+        Connect and read timeout of each request, s.
+    chunk : int
+        Bytes per read.
+    """
+
+    def __init__(self, part: Path, timeout_s: float = 60.0, chunk: int = 1 << 16):
+        self.part = Path(part)
+        self.timeout_s = timeout_s
+        self.chunk = chunk
+
+    def __call__(self, url: str, output_file: str, pooch_instance=None) -> None:
+        """Bring ``.part`` up to the whole body, then move it to ``output_file``.
+
+        Parameters
+        ----------
+        url : str
+        output_file : str
+            Pooch's temporary file; replaced by the completed ``.part``.
+        pooch_instance : pooch.Pooch, optional
+            The caller (unused).
+
+        Raises
+        ------
+        requests.RequestException
+            The connection dropped, timed out, or the server answered 5xx, 408 or
+            429; ``.part`` keeps what arrived and pooch retries.
+        DownloadError
+            The server answered another 4xx (not retried by pooch; a 416 only
+            when no range was asked); ``.part`` is removed.
+        """
+        start = self.part.stat().st_size if self.part.is_file() else 0
+        # identity: a Range counts bytes of the file as stored, not of a gzip stream
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout_s) as resp:
+            if resp.status_code == 416 and start:  # range past the end: .part complete or wrong
+                os.replace(self.part, output_file)
+                return
+            if _permanent(resp.status_code):
+                self.part.unlink(missing_ok=True)
+                raise DownloadError(f"{url}: HTTP {resp.status_code}")
+            resp.raise_for_status()
+            if resp.status_code != 206:  # no range asked, or the server ignored it
+                start = 0
+            expected = int(resp.headers.get("Content-Length") or -1)
+            received = 0
+            with open(self.part, "ab" if start else "wb") as fh:
+                try:
+                    for block in resp.raw.stream(self.chunk, decode_content=False):
+                        fh.write(block)
+                        received += len(block)
+                except urllib3.exceptions.HTTPError as exc:  # as requests' iter_content does
+                    raise requests.ConnectionError(exc) from exc
+        if 0 <= received < expected:  # the server closed before the whole body
+            raise requests.ConnectionError(f"{received} of {expected} bytes received")
+        os.replace(self.part, output_file)
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """Silence pooch's INFO lines (one per file downloaded, and one per retry)."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _get(pup: pooch.Pooch, name: str, timeout_s: float, chunk: int) -> bool:
+    """Fetch registry entry ``name`` of ``pup``; True if downloaded, False if present."""
+    url = pup.get_url(name)
+    part = pup.abspath / (name + ".part")
+    downloader = ResumingDownloader(part, timeout_s=timeout_s, chunk=chunk)
+    try:
+        with _quiet_pooch():
+            action = pup.fetch(name, downloader=downloader, processor=lambda _path, act, _pup: act)
+    except ValueError as exc:  # pooch's hash check, after its last retry
+        raise DownloadError(f"{url}: SHA-256 mismatch ({exc})") from exc
+    except requests.HTTPError as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: HTTP {exc.response.status_code}") from exc
+    except requests.RequestException as exc:
+        have = part.stat().st_size if part.is_file() else 0
+        raise DownloadError(
+            f"{url}: connection lost after {have} bytes ({type(exc).__name__})"
+        ) from exc
+    return action != "fetch"
 
 
 def fetch(
@@ -117,25 +259,24 @@ def fetch(
     sha256: str,
     retries: int = 3,
     timeout_s: float = 60.0,
-    backoff_s: float = 0.5,
     chunk: int = 1 << 16,
 ) -> bool:
-    """Download one file to ``dest`` through ``dest.part``, resuming and verifying.
+    """Download one file to ``dest``, verified by pooch and resumed by :class:`ResumingDownloader`.
 
     Parameters
     ----------
     url : str
     dest : pathlib.Path
-        Final path; written only once the SHA-256 matches.
+        Final path; written (renamed into place by pooch) only once the SHA-256
+        matches.
     sha256 : str
-        Expected hex digest.
+        Expected hex digest, as in the release's ``SHA256SUMS.txt``.
     retries : int
-        Attempts after the first; a dropped connection resumes from the
-        bytes already in ``.part``; a hash mismatch restarts from zero.
+        Attempts after the first (pooch's ``retry_if_failed``; pauses 1 s, 2 s,
+        ... between them). A dropped connection resumes from the bytes already
+        in ``dest.part``; a hash mismatch restarts from zero.
     timeout_s : float
-        Socket timeout per attempt, s.
-    backoff_s : float
-        Pause between attempts, s (doubled each time).
+        Connect and read timeout per request, s.
     chunk : int
         Bytes per read.
 
@@ -147,64 +288,29 @@ def fetch(
     Raises
     ------
     DownloadError
-        After the last attempt, naming the file and the last problem.
+        After the last attempt (at once for HTTP 4xx other than 408, 429), naming
+        the URL, hence the file, and the last problem: ``HTTP <code>``,
+        ``SHA-256 mismatch`` or ``connection lost after <n> bytes``.
     """
     dest = Path(dest)
-    if dest.is_file() and sha256_of(dest) == sha256:
-        return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    problem = "no attempt made"
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
-        start = part.stat().st_size if part.is_file() else 0
-        headers = {"Range": f"bytes={start}-"} if start else {}
-        try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=timeout_s
-            ) as resp:
-                if start and resp.status != 206:  # server ignored the range: start over
-                    start = 0
-                expected = int(resp.headers.get("Content-Length") or -1)
-                received = 0
-                with open(part, "ab" if start else "wb") as fh:
-                    try:
-                        while block := resp.read(chunk):
-                            fh.write(block)
-                            received += len(block)
-                    except http.client.IncompleteRead as exc:
-                        fh.write(exc.partial)  # keep what arrived; the next attempt resumes
-                        raise
-                if 0 <= received < expected:  # the server closed before the whole body
-                    raise ConnectionError(f"{received} of {expected} bytes received")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416:  # range past the end: the .part is complete or wrong
-                pass
-            else:
-                problem = f"HTTP {exc.code}"
-                if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                    break
-                continue
-        except _TRANSIENT as exc:
-            have = part.stat().st_size if part.is_file() else 0
-            problem = f"connection lost after {have} bytes ({type(exc).__name__})"
-            continue
-        got = sha256_of(part)
-        if got == sha256:
-            os.replace(part, dest)
-            return True
-        problem = f"SHA-256 mismatch (expected {sha256[:12]}..., got {got[:12]}...)"
-        part.unlink()
-    if part.is_file() and problem.startswith("HTTP"):
-        part.unlink()
-    raise DownloadError(f"{url}: {problem}")
+    pup = pooch.create(
+        path=dest.parent,
+        base_url=url.rsplit("/", 1)[0] + "/",
+        registry={dest.name: f"sha256:{sha256}"},
+        urls={dest.name: url},
+        retry_if_failed=retries,
+    )
+    return _get(pup, dest.name, timeout_s, chunk)
 
 
 def download(
     dataset: str, root: Path, base_url: str | None = None, retries: int = 3, log=print
 ) -> DownloadReport:
     """Fetch every file of a dataset listed in its ``SHA256SUMS.txt``.
+
+    The checksum list becomes a pooch registry; each file is fetched as in
+    :func:`fetch`. Sources: PTB-XL v1.0.3 and PhysioNet/CinC Challenge 2020 v1.0.2
+    (``training/cpsc_2018/``) on physionet.org, see :data:`SOURCES`.
 
     Parameters
     ----------
@@ -216,10 +322,14 @@ def download(
     retries : int
         Per file, as :func:`fetch`.
     log : callable, optional
+        Called with a progress line every 500 files and with each failure;
+        None for silence.
 
     Returns
     -------
     DownloadReport
+        Release paths fetched, already present, and failed (with the
+        :class:`DownloadError` message).
 
     Raises
     ------
@@ -229,18 +339,25 @@ def download(
     src = SOURCES[dataset]
     base = base_url or src.base_url
     base = base if base.endswith("/") else base + "/"
+    buf = io.BytesIO()
     try:
-        with urllib.request.urlopen(base + src.sums, timeout=60) as resp:
-            sums = parse_sums(resp.read().decode())
-    except (urllib.error.URLError, *_TRANSIENT) as exc:
+        pooch.HTTPDownloader(timeout=60)(base + src.sums, buf, None)
+    except requests.RequestException as exc:
         raise DownloadError(f"{base + src.sums}: cannot fetch the checksum list ({exc})") from exc
-    wanted = [(h, p) for h, p in sums if p.startswith(src.prefix)]
-    report = DownloadReport()
+    wanted = [(h, p) for h, p in parse_sums(buf.getvalue().decode()) if p.startswith(src.prefix)]
     dest_root = Path(root) / src.dest
-    for i, (digest, path) in enumerate(wanted, 1):
-        local = dest_root / path[len(src.prefix) :]
+    local = {p: p[len(src.prefix) :] for _, p in wanted}
+    pup = pooch.create(
+        path=dest_root,
+        base_url=base,
+        registry={local[p]: f"sha256:{h}" for h, p in wanted},
+        urls={local[p]: base + p for _, p in wanted},
+        retry_if_failed=retries,
+    )
+    report = DownloadReport()
+    for i, (_, path) in enumerate(wanted, 1):
         try:
-            if fetch(base + path, local, digest, retries=retries):
+            if _get(pup, local[path], timeout_s=60.0, chunk=1 << 16):
                 report.fetched.append(path)
             else:
                 report.present.append(path)
