@@ -39,6 +39,10 @@ class Samples:
     augment : numpy.ndarray, shape (n,), bool
         Whether training augmentation applies to the sample (the published
         Ours_2 code augmented only the PTB-XL records).
+    n_valid : numpy.ndarray, shape (n,), int, optional
+        Samples of each record that are signal, not padding: the record
+        occupies the last ``n_valid`` samples, the rest is zero-padding at the
+        front. None: every sample is signal.
     """
 
     parts: list[np.ndarray]
@@ -46,12 +50,28 @@ class Samples:
     row: np.ndarray
     y: np.ndarray
     augment: np.ndarray
+    n_valid: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.n_valid is None:
+            length = self.parts[0].shape[-1] if self.parts else 0
+            self.n_valid = np.full(len(self.row), length, dtype=np.int64)
 
     @classmethod
     def from_dataset(cls, ds: ECGDataset, split: str, augment: bool = True) -> Samples:
-        """The records of one split (``train``, ``val``, ``test`` or ``all``) of a dataset."""
+        """The records of one split (``train``, ``val``, ``test`` or ``all``) of a dataset.
+
+        Each record's valid length comes from ``ds.records["n_valid"]`` when the
+        dataset carries it (else the whole input counts as signal).
+        """
         idx, y = ds.subset(split)
-        return cls([ds.signals], np.zeros(len(idx), int), idx, y, np.full(len(idx), augment))
+        if "n_valid" in ds.records:
+            n_valid = ds.records["n_valid"].to_numpy(dtype=np.int64)[idx]
+        else:
+            n_valid = np.full(len(idx), ds.n_samples, dtype=np.int64)
+        return cls(
+            [ds.signals], np.zeros(len(idx), int), idx, y, np.full(len(idx), augment), n_valid
+        )
 
     def __len__(self) -> int:
         return len(self.row)
@@ -64,6 +84,7 @@ class Samples:
             np.concatenate([self.row, other.row]),
             np.concatenate([self.y, other.y]),
             np.concatenate([self.augment, other.augment]),
+            np.concatenate([self.n_valid, other.n_valid]),
         )
 
     def signals(self, idx: np.ndarray) -> np.ndarray:
@@ -81,33 +102,47 @@ class Samples:
         return out
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The published code's training augmentation, per record.
+def augment(
+    x: np.ndarray, rng: np.random.Generator, n_valid: np.ndarray | None = None
+) -> np.ndarray:
+    """The published code's training augmentation, per record, on the signal only.
 
     With probability P(N(0,1) > 0.5) ~ 0.31 each: every lead scaled by its own
     factor from N(1, 0.1); every lead shifted by its own constant offset drawn
-    uniformly from {-20, ..., 19} / 1000 mV.
+    uniformly from {-20, ..., 19} / 1000 mV. The published code augments the
+    record as read, before it is zero-padded to the input length (METHODS.md,
+    "Input and training"), so the padding stays exactly 0: here the offset is
+    added to the last ``n_valid`` samples only (scaling leaves zeros at 0).
 
     Parameters
     ----------
     x : numpy.ndarray, shape (batch, 12, n_samples), float32, mV
         Modified in place.
     rng : numpy.random.Generator
+    n_valid : numpy.ndarray, shape (batch,), int, optional
+        Samples of each record that are signal (the rest, at the front, is
+        padding). None: all ``n_samples``.
 
     Returns
     -------
     numpy.ndarray
         ``x``.
     """
-    b, leads, _ = x.shape
+    b, leads, length = x.shape
     scale = rng.standard_normal(b) > 0.5
     if scale.any():
         x[scale] *= rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
     shift = rng.standard_normal(b) > 0.5
     if shift.any():
-        x[shift] += (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
+        offset = (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
             np.float32
         )
+        if n_valid is None:
+            x[shift] += offset
+        else:
+            first = length - np.asarray(n_valid)[shift]  # first valid sample of each record
+            signal = np.arange(length)[None, :] >= first[:, None]
+            x[shift] += offset * signal[:, None, :]
     return x
 
 
@@ -210,7 +245,7 @@ def train_one_epoch(
         x = train.signals(idx)
         aug = train.augment[idx]
         if aug.any():
-            x[aug] = augment(x[aug], rng)
+            x[aug] = augment(x[aug], rng, train.n_valid[idx][aug])
         xb = torch.from_numpy(x).to(device)
         yb = torch.from_numpy(train.y[idx]).to(device)
         if timings is not None:
