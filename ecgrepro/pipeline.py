@@ -25,20 +25,21 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ecgrepro.data import ECGDataset
+from ecgrepro.config import REPO_ROOT, find_data_root
+from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
 from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import ResNet1d, resnet34
-from ecgrepro.train import Samples, TrainResult, predict_scores, train_model
+from ecgrepro.train import Samples, TrainResult, predict_scores, select_device, train_model
 
 #: Bump when a change to data preparation, the model or the training loop changes the weights.
-TRAIN_CODE_VERSION = 1
+TRAIN_CODE_VERSION = 2  # 2: augmentation offsets leave the zero-padding at 0
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,16 @@ def get_model(
     return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
 
 
+def replicate(spec: TrainingSpec, k: int) -> TrainingSpec:
+    """The same training with seed ``spec.seed + k``: replicate ``k`` of a model (0: itself).
+
+    Only the training seed changes (initial weights, shuffling, augmentation);
+    the data and its splits stay as they are, so replicates measure training
+    variance alone.
+    """
+    return replace(spec, seed=spec.seed + k)
+
+
 def split_scores(
     m: TrainedModel, datasets: dict[str, ECGDataset], name: str, split: str, device="cpu"
 ) -> tuple[Samples, np.ndarray]:
@@ -353,3 +364,155 @@ def validation_thresholds(
     y = np.concatenate([s.y for s, _ in parts])
     thresholds, _ = f1_optimal_thresholds(y, np.concatenate([sc for _, sc in parts]))
     return thresholds
+
+
+@dataclass
+class Pipeline:
+    """What every results page sets up: data, build folders, device and models.
+
+    Made by :func:`setup`. Models are trained (or loaded from their
+    artifacts) on first use and kept; replicate ``k`` of a model is trained
+    with seed ``seed + k`` (:func:`replicate`), and Ours_1's replicate ``k``
+    continues from the Original's replicate ``k``.
+
+    Attributes
+    ----------
+    root : pathlib.Path
+        Data root.
+    build : pathlib.Path
+        Build folder (tables, figures, artifacts, cache below it).
+    device : torch.device
+    fs_hz : float
+        Model input sampling frequency, Hz.
+    window_s : float
+        Input window, s.
+    n_samples : int
+        ``round(fs_hz * window_s)``.
+    datasets : dict of str -> ECGDataset
+        ``cpsc`` and ``ptbxl``.
+    specs : dict of str -> TrainingSpec
+        :func:`paper_specs` for the page's parameters (replicate 0).
+    retrain : bool
+    """
+
+    root: Path
+    build: Path
+    device: torch.device
+    fs_hz: float
+    window_s: float
+    n_samples: int
+    datasets: dict[str, ECGDataset]
+    specs: dict[str, TrainingSpec]
+    retrain: bool = False
+    _models: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def artifacts(self) -> Path:
+        """``<build>/artifacts``: trained models and explanation results."""
+        return self.build / "artifacts"
+
+    def model(self, name: str, k: int = 0, log=print) -> TrainedModel:
+        """Replicate ``k`` of model ``name`` (``original``, ``ours1``, ``ours2``, ``ptbxl_only``).
+
+        Raises
+        ------
+        KeyError
+            For an unknown model name.
+        """
+        if (name, k) not in self._models:
+            spec = replicate(self.specs[name], k)
+            parent = self.model(spec.init_from, k, log) if spec.init_from else None
+            self._models[name, k] = get_model(
+                spec, self.datasets, self.artifacts, self.device, parent, self.retrain, log
+            )
+        return self._models[name, k]
+
+    def thresholds(self, name: str, k: int = 0) -> np.ndarray:
+        """Validation thresholds of replicate ``k`` of ``name`` (:func:`validation_thresholds`)."""
+        return validation_thresholds(self.model(name, k), self.datasets, self.device)
+
+    def test_scores(
+        self, name: str, k: int = 0, test_set: str = "combined"
+    ) -> tuple[Samples, np.ndarray]:
+        """Test records and scores of replicate ``k`` of ``name`` on one test set.
+
+        ``test_set``: ``cpsc``, ``ptbxl`` or ``combined`` (CPSC's test fold, then PTB-XL's).
+
+        Returns
+        -------
+        samples : Samples
+        scores : numpy.ndarray, shape (len(samples), 9), float32
+        """
+        parts = ("cpsc", "ptbxl") if test_set == "combined" else (test_set,)
+        got = [
+            split_scores(self.model(name, k), self.datasets, d, "test", self.device) for d in parts
+        ]
+        samples = samples_for(self.datasets, parts, "test")
+        return samples, np.concatenate([sc for _, sc in got])
+
+    def data_notes(self) -> list[str]:
+        """The datasets' notes that change what a page shows (e.g. a release fallback)."""
+        return [n for ds in self.datasets.values() for n in ds.notes if "resampled" in n]
+
+
+def setup(
+    data_root: str = "",
+    build_dir: str = "",
+    fs_hz: float = 500,
+    window_s: float = 30,
+    seed: int = 0,
+    device: str = "auto",
+    label_mapping: str = "published",
+    epochs: int = 30,
+    epochs_ours: int = 30,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    augment_cpsc_in_ours2: bool = False,
+    retrain: bool = False,
+) -> Pipeline:
+    """The setup every results page repeats: data root, build folders, both datasets, model specs.
+
+    Parameters
+    ----------
+    data_root : str
+        Empty: ``$ECGREPRO_DATA``, then ``../shared/ecg-data``
+        (:func:`ecgrepro.config.find_data_root`).
+    build_dir : str
+        Empty: ``<repo>/_build``. ``tables/``, ``figures/`` and ``artifacts/``
+        are created below it; the signal cache is ``<build>/cache``.
+    fs_hz, window_s : float
+        Model input sampling frequency (Hz) and window (s); the paper: 500, 30.
+    seed : int
+        Seeds the CPSC folds and the training of replicate 0.
+    device : str
+        ``auto``: CUDA when present, else CPU.
+    label_mapping : {"published", "rhythm-aware"}
+        PTB-XL labels (:mod:`ecgrepro.data.labels`).
+    epochs, epochs_ours, batch_size, lr, augment_cpsc_in_ours2
+        As :func:`paper_specs`.
+    retrain : bool
+        Train even where an artifact has the same key.
+
+    Returns
+    -------
+    Pipeline
+
+    Raises
+    ------
+    ecgrepro.config.DataNotFoundError
+        If no data root is found.
+    """
+    root = find_data_root(data_root or None)
+    build = Path(build_dir or REPO_ROOT / "_build")
+    for sub in ("tables", "figures", "artifacts"):
+        (build / sub).mkdir(parents=True, exist_ok=True)
+    n_samples = int(round(fs_hz * window_s))
+    cache = build / "cache"
+    datasets = {
+        "cpsc": load_cpsc(root, fs_hz, n_samples, seed=seed, cache_dir=cache),
+        "ptbxl": load_ptbxl(root, fs_hz, n_samples, cache_dir=cache, label_mapping=label_mapping),
+    }
+    specs = paper_specs(epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2)
+    return Pipeline(
+        root, build, select_device(device), fs_hz, window_s, n_samples, datasets, specs, retrain
+    )
