@@ -1,19 +1,141 @@
-"""Shared fixtures: the real data sample and small corrupted copies of it."""
+"""Shared fixtures: the real data sample, small corrupted copies of it, and a guard
+that keeps the test session out of the repository's ``_build/``.
+
+The signal cache of every loader called without ``cache_dir`` goes to a
+session temporary folder (``$ECGREPRO_CACHE``, :func:`ecgrepro.data.default_cache_dir`).
+An audit hook (:func:`sys.addaudithook`) makes any write of this process
+under ``<repo>/_build`` (opening a file for writing, mkdir, rename, remove,
+copy) raise :class:`BuildWriteError` at the offending call, and the session
+fails at its end if one was attempted (even if the exception was swallowed).
+Other processes (a concurrent ``make book``) are not affected or counted.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from ecgrepro.config import find_data_root
+from ecgrepro.config import REPO_ROOT, find_data_root
+from ecgrepro.data import CACHE_ENV, load_cpsc, load_ptbxl
+
+#: The repository's build folder, which tests must not write into.
+BUILD_DIR = REPO_ROOT / "_build"
+
+_BUILD_PATHS = tuple({str(BUILD_DIR), os.path.realpath(BUILD_DIR)})
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_WRITE_EVENTS = {
+    "os.mkdir",
+    "os.rename",
+    "os.remove",
+    "os.rmdir",
+    "os.truncate",
+    "os.symlink",
+    "os.link",
+    "os.chmod",
+    "os.utime",
+    "shutil.copyfile",
+    "shutil.copytree",
+    "shutil.move",
+    "shutil.rmtree",
+}
+_guard = {"on": False, "hits": []}
+
+
+class BuildWriteError(RuntimeError):
+    """A test tried to write into the repository's ``_build/``."""
+
+
+def _under_build(path) -> bool:
+    if isinstance(path, int) or path is None:
+        return False
+    try:
+        full = os.path.abspath(os.fsdecode(path))
+    except TypeError:
+        return False
+    return any(full == b or full.startswith(b + os.sep) for b in _BUILD_PATHS)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _guard["on"]:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writes = any(c in mode for c in "wax+") if mode else bool((flags or 0) & _WRITE_FLAGS)
+        paths = (path,) if writes else ()
+    elif event in _WRITE_EVENTS:
+        paths = args[:2]
+    else:
+        return
+    for p in paths:
+        if _under_build(p):
+            msg = f"test session tried to write into the repository's _build/: {event} {p!r}"
+            _guard["hits"].append(msg)
+            raise BuildWriteError(msg)
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signal_cache_dir(tmp_path_factory) -> Path:
+    """Point ``$ECGREPRO_CACHE`` at a session temporary folder and forbid writes in ``_build/``."""
+    path = tmp_path_factory.mktemp("signal-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(path))
+        _guard["on"] = True
+        try:
+            yield path
+        finally:
+            _guard["on"] = False
+    if _guard["hits"]:
+        hits = "\n  ".join(_guard["hits"])
+        pytest.fail(f"the test session wrote (or tried to write) into {BUILD_DIR}:\n  {hits}")
+
+
+@pytest.fixture()
+def build_write_guard():
+    """The guard against writes into ``_build/``, for tests that check it.
+
+    A test that provokes a write on purpose must remove the hits it caused
+    (``del guard.hits[n:]``), or the session fails.
+    """
+    return SimpleNamespace(
+        error=BuildWriteError, hits=_guard["hits"], build_dir=BUILD_DIR, paused=_guard_paused
+    )
+
+
+@contextlib.contextmanager
+def _guard_paused():
+    """Let this process write into ``_build/`` (a test's own clean-up of a failed check)."""
+    was, _guard["on"] = _guard["on"], False
+    try:
+        yield
+    finally:
+        _guard["on"] = was
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real sample (or $ECGREPRO_DATA); fails with the finder's message if absent."""
     return find_data_root()
+
+
+@pytest.fixture(scope="session")
+def sample_ptbxl(data_root: Path, signal_cache_dir: Path):
+    """PTB-XL of the real sample at 100 Hz, 1,000 samples (decoded once per session)."""
+    return load_ptbxl(data_root, 100, 1000, cache_dir=signal_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def sample_cpsc(data_root: Path, signal_cache_dir: Path):
+    """CPSC 2018 of the real sample at 100 Hz, 1,000 samples, seed 0 (decoded once per session)."""
+    return load_cpsc(data_root, 100, 1000, seed=0, cache_dir=signal_cache_dir)
 
 
 @pytest.fixture()

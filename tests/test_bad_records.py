@@ -1,14 +1,20 @@
 """Bad input: a named error per record, and batch readers that skip and count it."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import scipy.io
 
-from ecgrepro.data import RecordError, load_cpsc, load_ptbxl
+from ecgrepro.data import RecordError, cpsc, load_cpsc, load_ptbxl
 from ecgrepro.data.labels import ptbxl_classes
 from ecgrepro.data.records import read_cpsc_original, read_wfdb
 
 PTB_DIR = ("ptb-xl", "records100", "00000")
+
+# mini_root lacks almost every listed record: the warning is tested in test_data_loaders.py
+pytestmark = pytest.mark.filterwarnings("ignore::ecgrepro.data.MissingRecordsWarning")
 
 
 def rec_path(root, i):
@@ -35,8 +41,37 @@ def test_missing_signal_file_is_named(mini_root):
 
 
 def test_missing_header_is_named(mini_root):
-    with pytest.raises(RecordError, match=r"record 00009_lr: missing file"):
+    with pytest.raises(
+        RecordError, match=r"record 00009_lr: missing file .*00009_lr.hea \(the WFDB header"
+    ):
         read_wfdb(rec_path(mini_root, 9))
+
+
+def test_cpsc_wfdb_record_without_header_is_named(mini_root, tmp_path):
+    # A WFDB-form record (.mat holding `val`) whose .hea is gone used to be taken for the
+    # original release and failed with "KeyError: 'ECG'".
+    wfdb_dir = mini_root / "cpsc2018" / "wfdb"
+    (wfdb_dir / "A0002.hea").unlink()
+    index = cpsc.index_records(mini_root)
+    assert index.set_index("record").at["A0002", "form"] == "wfdb"
+    pattern = r"record A0002: missing file .*A0002\.hea \(the WFDB header is missing\)"
+    with pytest.raises(RecordError, match=pattern):
+        cpsc.read_record("A0002", "wfdb", wfdb_dir / "A0002")
+    # read as the original release, the same file is named as a headerless WFDB signal
+    with pytest.raises(RecordError, match=pattern) as err:
+        read_cpsc_original(wfdb_dir / "A0002.mat")
+    assert "KeyError" not in str(err.value)
+    ds = load_cpsc(mini_root, 100, 1000, cache_dir=tmp_path / "cache")
+    problems = dict(ds.skipped.skipped)
+    assert "the WFDB header is missing" in problems["A0002"]
+    assert "KeyError" not in problems["A0002"]
+    assert list(ds.records.record) == ["A0001", "A0003", "A1980"]
+
+
+def test_original_mat_without_ecg_struct_is_named(tmp_path):
+    scipy.io.savemat(str(tmp_path / "A1981.mat"), {"other": np.zeros((12, 10))})
+    with pytest.raises(RecordError, match=r"record A1981: .*no MATLAB struct 'ECG'.*\['other'\]"):
+        read_cpsc_original(tmp_path / "A1981.mat")
 
 
 def test_wrong_lead_set_is_named(mini_root):
@@ -100,3 +135,24 @@ def test_cache_is_reused_and_invalidated(mini_root, tmp_path):
     c = load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
     assert len(list(cache.iterdir())) == 3
     assert list(c.records.record) == ["1", "2"]
+
+
+def test_cache_sees_a_same_size_replacement(mini_root, tmp_path):
+    # The cache was keyed on file sizes only: a record replaced by another of the same
+    # size kept its stale decoded signal.
+    cache = tmp_path / "cache"
+    a = load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
+    assert list(a.records.record) == ["1", "2", "3"]
+    dat2 = rec_path(mini_root, 2).with_suffix(".dat")
+    dat3 = rec_path(mini_root, 3).with_suffix(".dat")
+    assert dat3.stat().st_size == dat2.stat().st_size
+    before = dat3.stat().st_mtime_ns
+    os.chmod(dat3, 0o644)
+    shutil.copyfile(dat2, dat3)  # different bytes, same size
+    os.utime(dat3, ns=(before + 10**9, before + 10**9))  # a new mtime, whatever the clock
+    assert dat3.stat().st_size == dat2.stat().st_size
+    b = load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
+    assert b.cache_key != a.cache_key
+    assert len(list(cache.iterdir())) == 2  # rebuilt, not reused
+    np.testing.assert_array_equal(b.signals[2], a.signals[1])  # record 3 now holds 2's samples
+    assert not np.array_equal(b.signals[2], a.signals[2])

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgrepro.data import load_cpsc, load_ptbxl
-from ecgrepro.data.signals import prepare_signal
+from ecgrepro.data import MissingRecordsWarning, load_cpsc, load_ptbxl
+from ecgrepro.data.signals import prepare_signal, resample, valid_length
 from ecgrepro.data.splits import split_of, stratified_folds
 
 
@@ -53,14 +53,76 @@ def test_folds_seeded_and_stratified():
     assert split_of(pd.Series([1, 8, 9, 10])).tolist() == ["train", "train", "val", "test"]
 
 
-def test_sample_datasets(data_root, tmp_path):
-    cpsc = load_cpsc(data_root, 100, 1000, seed=0, cache_dir=tmp_path)
+@pytest.mark.parametrize(
+    "n_in, fs_in, fs_out, n",
+    [
+        (7500, 500, 100, 3000),
+        (7501, 500, 100, 3000),
+        (999, 100, 500, 15000),
+        (20000, 500, 500, 15000),
+    ],
+)
+def test_valid_length_is_the_resampled_length(n_in, fs_in, fs_out, n):
+    out = prepare_signal(ramp(n_in) + 1, fs_in, fs_out, n)
+    n_valid = valid_length(n_in, fs_in, fs_out, n)
+    assert n_valid == min(len(resample(ramp(n_in), fs_in, fs_out)), n)
+    assert (out[:, : n - n_valid] == 0).all()
+    assert out[0, n - n_valid] != 0
+
+
+def test_valid_length_marks_the_front_padding(mini_root, tmp_path):
+    # CPSC A0001 has 7,500 samples at 500 Hz: 1,500 at 100 Hz, half a 3,000-sample window
+    with pytest.warns(MissingRecordsWarning):
+        ds = load_cpsc(mini_root, 100, 3000, cache_dir=tmp_path)
+    rec = ds.records.set_index("record")
+    assert ds.records.n_valid.dtype == np.int64
+    assert rec.n_valid.to_dict() == {"A0001": 1500, "A0002": 1000, "A0003": 1000, "A1980": 1000}
+    for i, row in ds.records.iterrows():
+        x = ds.signals[i]
+        pad = ds.n_samples - row.n_valid
+        assert (x[:, :pad] == 0).all(), row.record  # exactly zero before the record
+        assert (x[:, pad:] != 0).any(axis=1).all(), row.record  # every lead has signal after
+    # the same window at 500 Hz: 7,500 samples, longer ones are cut to the window
+    with pytest.warns(MissingRecordsWarning):
+        ds = load_cpsc(mini_root, 500, 6000, cache_dir=tmp_path)
+    assert ds.records.set_index("record").n_valid.to_dict() == {
+        "A0001": 6000,
+        "A0002": 5000,
+        "A0003": 5000,
+        "A1980": 5000,
+    }
+    assert (ds.signals[1, :, :1000] == 0).all() and (ds.signals[0, :, :10] != 0).any()
+    # PTB-XL: 1,000 samples at 100 Hz in a 1,500-sample window
+    with pytest.warns(MissingRecordsWarning):
+        ptb = load_ptbxl(mini_root, 100, 1500, cache_dir=tmp_path)
+    assert ptb.records.n_valid.tolist() == [1000, 1000, 1000]
+    assert (np.asarray(ptb.signals)[:, :, :500] == 0).all()
+
+
+def test_sample_datasets(sample_cpsc, sample_ptbxl):
+    cpsc, ptb = sample_cpsc, sample_ptbxl
     assert cpsc.signals.shape == (160, 12, 1000) and cpsc.y.shape == (160, 9)
     assert cpsc.records.split.value_counts().to_dict() == {"train": 128, "val": 16, "test": 16}
     assert len(cpsc.skipped) == 0 and cpsc.inventory["header_disagreements"] == 0
-    ptb = load_ptbxl(data_root, 100, 1000, cache_dir=tmp_path)
     assert ptb.inventory["listed"] == 21799 and ptb.inventory["kept_by_mapping"] == 21541
     assert ptb.signals.shape[0] == ptb.inventory["used"] == 1958
+    assert ptb.inventory["source_fs_hz"] == 100 and ptb.notes == []
     assert ptb.records.fold.between(1, 10).all()
-    # patient-safe: no patient in two splits (strat_fold is per patient)
     assert ptb.records.split.isin(["train", "val", "test"]).all()
+    # 10 s records fill a 10 s window
+    assert (ptb.records.n_valid == 1000).all()
+    assert (cpsc.records.n_valid == 1000).all()
+
+
+def test_ptbxl_splits_are_patient_safe(data_root, sample_ptbxl):
+    # strat_fold keeps every patient in one fold: no patient_id in two splits
+    records = sample_ptbxl.records
+    assert records.patient_id.notna().all()
+    meta = pd.read_csv(data_root / "ptb-xl" / "ptbxl_database.csv", index_col="ecg_id")
+    expected = meta.loc[records.record.astype(int), "patient_id"].astype(int).tolist()
+    assert records.patient_id.astype(int).tolist() == expected
+    splits_per_patient = records.groupby("patient_id").split.nunique()
+    assert splits_per_patient.max() == 1, splits_per_patient[splits_per_patient > 1].index.tolist()
+    # the sample has patients with several records, so the check has teeth
+    assert records.patient_id.nunique() < len(records)
+    assert (records.groupby("patient_id").size() > 1).sum() > 50

@@ -20,7 +20,13 @@ import pandas as pd
 from ecgrepro.config import CLASSES
 from ecgrepro.data.errors import RecordError, SkipReport
 from ecgrepro.data.labels import CPSC_CODES, header_dx_classes
-from ecgrepro.data.records import Record, read_cpsc_original, read_wfdb
+from ecgrepro.data.records import (
+    Record,
+    is_wfdb_signal_mat,
+    read_cpsc_original,
+    read_wfdb,
+    wfdb_header_missing,
+)
 
 #: Sampling frequency of every CPSC 2018 record, Hz.
 CPSC_FS_HZ = 500
@@ -83,9 +89,12 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
 def index_records(root: Path) -> pd.DataFrame:
     """Find every CPSC record file under ``<root>/cpsc2018`` in any form.
 
-    A ``.mat`` with a ``.hea`` beside it is the WFDB form; a ``.mat`` alone is
-    the original release. A record present in several forms is listed once per
-    form.
+    A ``.mat`` with a ``.hea`` beside it is the WFDB form. A ``.mat`` alone is
+    the original release, unless it holds a WFDB-form signal (variable ``val``,
+    checked with :func:`scipy.io.whosmat`): then it is a WFDB record whose
+    header is missing, listed as ``wfdb`` so that :func:`read_record` names the
+    missing header instead of failing on the absent ``ECG`` struct. A record
+    present in several forms is listed once per form.
 
     Returns
     -------
@@ -97,7 +106,7 @@ def index_records(root: Path) -> pd.DataFrame:
     rows = []
     for mat in sorted(cpsc_dir(root).rglob("*.mat")):
         hea = mat.with_suffix(".hea")
-        if hea.is_file():
+        if hea.is_file() or is_wfdb_signal_mat(mat):
             rows.append((mat.stem, "wfdb", str(mat.with_suffix(""))))
         else:
             rows.append((mat.stem, "original", str(mat)))
@@ -129,11 +138,15 @@ def read_record(record: str, form: str, path: str | Path) -> Record:
     Raises
     ------
     RecordError
-        Missing, truncated or unreadable record, wrong lead set, NaN samples.
+        Missing, truncated or unreadable record, wrong lead set, NaN samples;
+        a WFDB-form ``.mat`` whose ``.hea`` is missing ("the WFDB header is missing").
     ValueError
         For an unknown ``form``.
     """
     if form == "wfdb":
+        mat = Path(path).with_suffix(".mat")
+        if not Path(path).with_suffix(".hea").is_file() and mat.is_file():
+            raise RecordError(record, wfdb_header_missing(mat))
         return read_wfdb(path, record=record)
     if form == "original":
         return read_cpsc_original(path, record=record, fs=CPSC_FS_HZ)

@@ -53,3 +53,42 @@ class SkipReport:
             [(self.dataset, r, p) for r, p in self.skipped],
             columns=["dataset", "record", "problem"],
         )
+
+
+class EmptySplitError(ValueError):
+    """A split of a dataset holds no record, so nothing can be trained or scored on it.
+
+    Raised by :meth:`ecgrepro.data.ECGDataset.subset` (callers:
+    :meth:`ecgrepro.train.Samples.from_dataset`), not when the dataset is
+    loaded: a dataset may legitimately lack a split that is never used.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"ptbxl"`` or ``"cpsc"``.
+    split : str
+        ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+    folder : str
+        The folder the records were looked for in.
+    expected : str
+        Which records the split should hold (e.g. ``fold 10 of ptbxl_database.csv``).
+    detail : str, optional
+        Anything else that explains the emptiness (counts, a missing release).
+    """
+
+    def __init__(self, dataset: str, split: str, folder: str, expected: str, detail: str = ""):
+        self.dataset = dataset
+        self.split = split
+        self.folder = folder
+        self.expected = expected
+        msg = f"{dataset}: no records in split {split!r} under {folder} (expected {expected})"
+        super().__init__(f"{msg}. {detail}" if detail else msg)
+
+
+class MissingRecordsWarning(UserWarning):
+    """Many records listed in a dataset's label file are not on disk.
+
+    Issued by :func:`ecgrepro.data.load_ptbxl` and :func:`ecgrepro.data.load_cpsc`
+    when more than 1% of the listed records are missing from a data root that
+    is not the shared sample (on the sample, missing records are expected).
+    """

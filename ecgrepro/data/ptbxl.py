@@ -159,3 +159,82 @@ def read_record(root: Path, meta: pd.DataFrame, ecg_id: int, fs_hz: int) -> Reco
         Missing, truncated or unreadable record, wrong lead set, NaN samples.
     """
     return read_wfdb(record_path(root, meta, ecg_id, fs_hz), record=f"ptbxl:{ecg_id}")
+
+
+def release_dir(root: Path, fs_hz: int) -> Path:
+    """Folder of one PTB-XL release: ``<root>/ptb-xl/records100`` or ``records500``."""
+    if fs_hz not in FILENAME_COLUMN:
+        raise ValueError(f"PTB-XL has records at 100 or 500 Hz, not {fs_hz}")
+    return ptbxl_dir(root) / f"records{fs_hz}"
+
+
+def choose_release(
+    n_present: dict[int, int], fs_hz: float, source_fs_hz: int | None = None
+) -> tuple[int, str | None]:
+    """Which PTB-XL release to read for a model at ``fs_hz``, and why, when it is not the usual.
+
+    Parameters
+    ----------
+    n_present : dict {100: int, 500: int}
+        Records (kept by the label mapping) on disk in each release.
+    fs_hz : float
+        Model input sampling frequency, Hz.
+    source_fs_hz : {100, 500}, optional
+        A release asked for explicitly; it is always read (a note says when it
+        holds no record but the other release does).
+
+    Returns
+    -------
+    fs : int
+        The release to read (100 or 500).
+    note : str or None
+        A sentence for :attr:`ECGDataset.notes` when the choice differs from
+        the usual one (100 Hz for ``fs_hz <= 100``, else 500 Hz) or when the
+        other release holds markedly more records.
+
+    Notes
+    -----
+    Without ``source_fs_hz``: the usual release is read unless it holds none
+    of the records while the other does, or it is the 100 Hz release and holds
+    fewer than half as many as the 500 Hz one (500 -> 100 Hz loses nothing a
+    100 Hz model sees). The 100 Hz release is not chosen for a model above
+    100 Hz just because it holds more records (upsampled 100 Hz records lack
+    the content above 50 Hz), but a note says so. Records read at another rate
+    are resampled with :func:`scipy.signal.resample_poly`
+    (:func:`ecgrepro.data.signals.prepare_signal`).
+    """
+    usual = 100 if fs_hz <= 100 else 500
+    wanted = source_fs_hz or usual
+    other = 500 if wanted == 100 else 100
+    n_w, n_o = n_present.get(wanted, 0), n_present.get(other, 0)
+
+    def resampled(fs: int) -> str:
+        if fs == fs_hz:
+            return f"no resampling ({fs} Hz is the model's rate)"
+        return f"resampled {fs} -> {fs_hz:g} Hz with scipy.signal.resample_poly"
+
+    if source_fs_hz:
+        if n_w == 0 and n_o > 0:
+            return wanted, (
+                f"PTB-XL: source_fs_hz={wanted} was asked, but records{wanted}/ holds none of "
+                f"the records (records{other}/ holds {n_o:,}); leave source_fs_hz unset to "
+                f"read records{other}/"
+            )
+        return wanted, None
+    if n_w == 0 and n_o > 0:
+        return other, (
+            f"PTB-XL: no records in records{wanted}/; read records{other}/ ({n_o:,} records) "
+            f"and {resampled(other)}"
+        )
+    if other > wanted and n_w < n_o / 2:
+        return other, (
+            f"PTB-XL: records{wanted}/ holds only {n_w:,} records, records{other}/ {n_o:,}; "
+            f"read records{other}/ and {resampled(other)}"
+        )
+    if n_o > 2 * n_w:
+        return wanted, (
+            f"PTB-XL: read records{wanted}/ ({n_w:,} records) although records{other}/ holds "
+            f"{n_o:,}: {other} Hz records upsampled to {fs_hz:g} Hz would lack the content "
+            f"above {other / 2:g} Hz (pass source_fs_hz={other} to read them anyway)"
+        )
+    return wanted, None

@@ -135,14 +135,16 @@ def read_wfdb(path: str | Path, record: str | None = None) -> Record:
     record = record or path.name
     header = path.with_suffix(".hea")
     if not header.is_file():
-        raise RecordError(record, f"missing file {header}")
+        raise RecordError(record, f"missing file {header} (the WFDB header is missing)")
     try:
         hdr = wfdb.rdheader(str(path))
     except Exception as exc:  # wfdb raises many types for a bad header
         raise RecordError(record, f"unreadable header {header}: {exc}") from exc
     for name in sorted(set(hdr.file_name or [])):
         if not (path.parent / name).is_file():
-            raise RecordError(record, f"missing file {path.parent / name}")
+            raise RecordError(
+                record, f"missing file {path.parent / name} (the signal file named in {header})"
+            )
     try:
         rec = wfdb.rdrecord(str(path), physical=True)
     except Exception as exc:
@@ -152,6 +154,48 @@ def read_wfdb(path: str | Path, record: str | None = None) -> Record:
     idx = standard_lead_order(record, rec.sig_name)
     signal = check_signal(record, rec.p_signal, expected_len=hdr.sig_len)[:, idx]
     return Record(record=record, signal=signal, fs=float(rec.fs), comments=list(rec.comments))
+
+
+def wfdb_header_missing(mat_path: str | Path) -> str:
+    """The problem text for a WFDB-form ``.mat`` (variable ``val``) without its ``.hea``.
+
+    Parameters
+    ----------
+    mat_path : str or pathlib.Path
+        The signal file, e.g. ``wfdb-2020/A0005.mat``.
+
+    Returns
+    -------
+    str
+        A sentence naming the missing header file.
+    """
+    mat_path = Path(mat_path)
+    return (
+        f"missing file {mat_path.with_suffix('.hea')} (the WFDB header is missing): "
+        f"{mat_path.name} is a WFDB-form signal (variable 'val', PhysioNet/CinC Challenge "
+        "layout), which cannot be read without its header"
+    )
+
+
+def is_wfdb_signal_mat(mat_path: str | Path) -> bool:
+    """Whether a ``.mat`` file holds a WFDB-form signal (a ``val`` variable, no ``ECG`` struct).
+
+    Parameters
+    ----------
+    mat_path : str or pathlib.Path
+
+    Returns
+    -------
+    bool
+        True for the PhysioNet/CinC Challenge form (``val``, 12 x n, digital
+        units), False for the original CPSC 2018 form (struct ``ECG``) and for
+        a file :func:`scipy.io.whosmat` cannot read (the reader then reports it).
+    """
+    try:
+        names = {name for name, _, _ in scipy.io.whosmat(str(mat_path))}
+    except Exception:
+        return False
+    return "val" in names and "ECG" not in names
 
 
 def read_cpsc_original(path: str | Path, record: str | None = None, fs: float = 500.0) -> Record:
@@ -176,7 +220,8 @@ def read_cpsc_original(path: str | Path, record: str | None = None, fs: float = 
     ------
     RecordError
         Missing or unreadable file, no ``ECG.data`` field, wrong number of
-        leads, NaN samples.
+        leads, NaN samples; a WFDB-form signal file (variable ``val``) whose
+        ``.hea`` header is missing is named as such.
     """
     path = Path(path)
     record = record or path.stem
@@ -184,10 +229,24 @@ def read_cpsc_original(path: str | Path, record: str | None = None, fs: float = 
         raise RecordError(record, f"missing file {path}")
     try:
         mat = scipy.io.loadmat(str(path), squeeze_me=False)
-        data = mat["ECG"]["data"][0, 0]
     except Exception as exc:
         raise RecordError(
             record, f"unreadable .mat file {path} ({type(exc).__name__}: {exc})"
+        ) from exc
+    if "ECG" not in mat:
+        found = sorted(k for k in mat if not k.startswith("__"))
+        if "val" in mat:
+            raise RecordError(record, wfdb_header_missing(path))
+        raise RecordError(
+            record,
+            f"{path} is not an original CPSC 2018 record: no MATLAB struct 'ECG' "
+            f"(variables found: {found})",
+        )
+    try:
+        data = mat["ECG"]["data"][0, 0]
+    except Exception as exc:
+        raise RecordError(
+            record, f"unreadable .mat file {path}: no field ECG.data ({type(exc).__name__}: {exc})"
         ) from exc
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] != len(LEADS):
