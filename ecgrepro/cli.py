@@ -103,6 +103,9 @@ def execute_notebooks(
         if unknown:
             print(f"[{stem}] not a parameter of this notebook, ignored: {unknown}")
         params = {k: v for k, v in params.items() if k in declared}
+        params["profile"] = profile_label(
+            profile, {k: overrides[k] for k in overrides if k in declared}
+        )
         nb_out = src / "notebooks" / f"{stem}.ipynb"
         nb_out.parent.mkdir(parents=True, exist_ok=True)
         print(f"[{stem}] executing with {params}", flush=True)
@@ -121,6 +124,29 @@ def execute_notebooks(
         record_page_time(build_dir / "tables" / "page_times.csv", stem, seconds)
         done.append(nb_out)
     return done
+
+
+def profile_label(profile: str, overrides: dict) -> str:
+    """How a page names the parameters it ran with: the profile, plus any override.
+
+    A page run with the profile's parameters only says ``quick``; one run with
+    ``-p epochs_ours 10`` says ``quick, with epochs_ours=10``, so that no page
+    claims a profile it did not run. (A notebook run by hand keeps its own
+    default, ``custom``.)
+
+    Parameters
+    ----------
+    profile : str
+    overrides : dict
+        The ``-p`` parameters this page declares.
+
+    Returns
+    -------
+    str
+    """
+    if not overrides:
+        return profile
+    return f"{profile}, with " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
 
 
 def record_page_time(path: Path, page: str, seconds: float) -> None:

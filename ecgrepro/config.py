@@ -111,22 +111,41 @@ def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict]:
     Parameters
     ----------
     path : path-like, optional
-        A YAML file mapping profile name -> notebook name -> parameters;
-        defaults to ``ecgrepro/profiles.yml``.
+        A YAML file: ``defaults`` maps each page to its parameters (the
+        paper's settings), every other top-level key is a profile holding only
+        what it changes; in both, ``common`` applies to every page. Defaults to
+        ``ecgrepro/profiles.yml``.
 
     Returns
     -------
     dict
-        ``{profile: {notebook: {parameter: value}}}``; the ``common`` entry of a
-        profile is merged into every notebook's parameters.
+        ``{profile: {page: {parameter: value}}}``, complete for every page of
+        ``defaults``: defaults' common, defaults' page, the profile's common,
+        the profile's page, in that order of precedence (last wins), plus
+        ``profile``: the profile's name.
+
+    Raises
+    ------
+    KeyError
+        If a profile names a page that ``defaults`` does not list.
     """
     raw = yaml.safe_load(Path(path or PROFILES_FILE).read_text())
+    defaults = raw.pop("defaults", {}) or {}
+    pages = [p for p in defaults if p != "common"]
     profiles = {}
     for name, spec in raw.items():
-        common = spec.get("common", {})
+        spec = spec or {}
+        unknown = sorted(set(spec) - set(pages) - {"common"})
+        if unknown:
+            raise KeyError(f"profile {name!r} names pages not in defaults: {unknown}")
         profiles[name] = {
-            nb: {**common, **(params or {}), "profile": name}
-            for nb, params in spec.items()
-            if nb != "common"
+            page: {
+                **defaults.get("common", {}),
+                **(defaults.get(page) or {}),
+                **spec.get("common", {}),
+                **(spec.get(page) or {}),
+                "profile": name,
+            }
+            for page in pages
         }
     return profiles

@@ -114,6 +114,107 @@ def attach_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def threshold_flags(y_val: np.ndarray, thresholds: np.ndarray, rare: int = 3) -> pd.DataFrame:
+    """Which classes' thresholds rest on too few validation positives.
+
+    Parameters
+    ----------
+    y_val : numpy.ndarray, shape (n_val, 9), {0, 1}
+        Validation labels the thresholds were chosen on.
+    thresholds : numpy.ndarray, shape (9,)
+    rare : int
+        Fewer validation positives than this flags the class ``rare``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index :data:`CLASSES`; columns ``val_positives`` (int), ``threshold``
+        and ``flag``: ``"no positives: threshold 0.0, every record called
+        positive"``, ``"rare: n < 3 positives"`` or ``""``.
+    """
+    pos = np.asarray(y_val).sum(axis=0).astype(int)
+    flags = [
+        "no positives: threshold 0.0, every record called positive"
+        if p == 0
+        else f"rare: {p} < {rare} positives"
+        if p < rare
+        else ""
+        for p in pos
+    ]
+    return pd.DataFrame(
+        {"val_positives": pos, "threshold": np.asarray(thresholds, float), "flag": flags},
+        index=pd.Index(CLASSES, name="class"),
+    )
+
+
+def seed_pooled_table(
+    y_true: np.ndarray,
+    runs: list[tuple[np.ndarray, np.ndarray]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per-class metrics over training replicates, with an interval that includes both variances.
+
+    Each replicate is one model trained with its own seed, with its own
+    validation-chosen thresholds. The value of a cell is the mean over
+    replicates; the seed spread is their minimum and maximum. The interval is
+    the percentile interval of a bootstrap pooled over replicates: resample
+    ``b`` draws the test records with replacement and scores them with
+    replicate ``b mod R``, so the pooled distribution mixes the test-sampling
+    variance of each replicate with the spread between replicates (training
+    seed and the thresholds it leads to). With one replicate it is the plain
+    test-record bootstrap of :func:`table_with_ci`.
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray, shape (n_records, 9), {0, 1}
+    runs : list of (scores, thresholds)
+        Per replicate: scores shape (n_records, 9) on the same records, thresholds shape (9,).
+    n_boot : int
+        Resamples in all (split evenly over replicates, at least one each).
+    seed : int
+        Replicate ``r`` resamples with ``seed + r``.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long form ``class, metric, value, seed_min, seed_max, seed_sd, n_seeds,
+        ci_low, ci_high`` (class includes AVG).
+
+    Raises
+    ------
+    ValueError
+        If ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("seed_pooled_table needs at least one replicate")
+    points = np.stack([per_class_metrics(y_true, s, t).to_numpy() for s, t in runs])
+    per_run = int(np.ceil(n_boot / len(runs)))
+    boots = np.concatenate(
+        [
+            bootstrap_metrics(y_true, s, t, n_boot=per_run, seed=seed + r)
+            for r, (s, t) in enumerate(runs)
+        ]
+    )
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(boots, q, axis=0)
+        mean, vmin, vmax = np.nanmean(points, 0), np.nanmin(points, 0), np.nanmax(points, 0)
+        sd = np.nanstd(points, 0, ddof=1) if len(runs) > 1 else np.full(mean.shape, np.nan)
+    names = list(CLASSES) + ["AVG"]
+    rows = [
+        (c, m, mean[i, j], vmin[i, j], vmax[i, j], sd[i, j], len(runs), lo[i, j], hi[i, j])
+        for i, c in enumerate(names)
+        for j, m in enumerate(METRICS)
+    ]
+    cols = ["class", "metric", "value", "seed_min", "seed_max", "seed_sd", "n_seeds"]
+    return pd.DataFrame(rows, columns=cols + ["ci_low", "ci_high"])
+
+
 def difference_ci(
     first: tuple[np.ndarray, np.ndarray, np.ndarray],
     second: tuple[np.ndarray, np.ndarray, np.ndarray],

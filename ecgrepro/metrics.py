@@ -5,9 +5,14 @@ A leaf module (numpy and scikit-learn only) shared by :mod:`ecgrepro.train`
 
 Published code (METHODS.md, "Thresholds and metrics"): per class, the decision
 threshold is the argmax of F1 over ``linspace(0, 1, 100)`` on the validation
-fold; prediction = score >= threshold; precision, recall, F1 and accuracy on
-those predictions, ROC AUC on the scores; the AVG row is the unweighted mean
-over the 9 classes.
+fold, where the search counts ``score > t`` as positive (Zhang et al.'s
+``find_optimal_threshold`` and ``cal_f1``); on the test fold, prediction =
+score >= threshold; precision, recall, F1 and accuracy on those predictions,
+ROC AUC on the scores; the AVG row is the unweighted mean over the 9 classes.
+
+A class with no validation positive has F1 0 at every candidate, so the
+argmax is the first, 0.0, and on the test fold every record is called
+positive; :func:`ecgrepro.evaluate.threshold_flags` flags it.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def f1_optimal_thresholds(
     Returns
     -------
     thresholds : numpy.ndarray, shape (n_classes,), float64
-        First argmax of F1 (score >= threshold counts as positive).
+        First argmax of F1, where ``score > t`` counts as positive, as the
+        published search (0.0 for a class without positives).
     best_f1 : numpy.ndarray, shape (n_classes,), float64
         F1 at that threshold (0 for a class without positives).
 
@@ -64,7 +70,7 @@ def f1_optimal_thresholds(
     thresholds = np.empty(y_true.shape[1])
     best = np.empty(y_true.shape[1])
     for k in range(y_true.shape[1]):
-        f1s = [f1_score(y_true[:, k], scores[:, k] >= t, zero_division=0) for t in grid]
+        f1s = [f1_score(y_true[:, k], scores[:, k] > t, zero_division=0) for t in grid]
         i = int(np.argmax(f1s))
         thresholds[k], best[k] = grid[i], f1s[i]
     return thresholds, best
@@ -165,12 +171,20 @@ def bootstrap_metrics(
         :data:`METRICS` order. Resample ``b`` uses the records
         ``numpy.random.default_rng(seed).integers(0, n, (n_boot, n))[b]``.
         Zero division gives 0 and a one-class resample gives NaN AUC, as in
-        :func:`per_class_metrics`; AVG is the NaN-ignoring mean over classes.
+        :func:`per_class_metrics`, with one exception: a class that has
+        positive records in ``y_true`` but none in a resample gets NaN recall
+        and F1 there, and one that has predicted positives but none in a
+        resample gets NaN precision there. Such a resample says nothing about
+        how the class is detected; scoring it 0 (what a plain resample of the
+        zero-division convention does) biased the intervals of rare classes,
+        and of the AVG row, downwards, on the sample often below the point
+        estimate itself. AVG is the NaN-ignoring mean over classes.
     """
     y_true, scores = _check(y_true, scores)
     n, k = y_true.shape
     idx_all = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     pred = scores >= np.asarray(thresholds)[None, :]
+    has_pos, has_pred = y_true.any(axis=0), pred.any(axis=0)
     out = np.empty((n_boot, k + 1, len(METRICS)))
     for start in range(0, n_boot, batch):
         idx = idx_all[start : start + batch]
@@ -184,6 +198,11 @@ def bootstrap_metrics(
                 precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
                 recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
                 f1 = np.where(precision + recall > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+            if has_pos[c]:  # absent from this resample: undefined, not 0
+                recall = np.where(tp + fn > 0, recall, np.nan)
+                f1 = np.where(tp + fn > 0, f1, np.nan)
+            if has_pred[c]:
+                precision = np.where(tp + fp > 0, precision, np.nan)
             out[start : start + batch, c] = np.stack(
                 [precision, recall, f1, _auc_rows(t, s), (tp + tn) / n], axis=1
             )

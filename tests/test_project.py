@@ -21,17 +21,60 @@ def test_env_variable_wins(tmp_path, monkeypatch, data_root):
     assert find_data_root() == data_root.resolve()
 
 
-def test_profiles_are_complete():
+def test_every_profile_gives_every_page_only_parameters_it_declares():
+    import papermill as pm
+
     profiles = load_profiles()
     assert {"quick", "paper"} <= set(profiles)
-    paper = profiles["paper"]["table2_generalisation"]
+    stems = {name.split("/")[-1] for name in toc_notebooks(REPO_ROOT / "_toc.yml")}
+    for profile, pages in profiles.items():
+        assert set(pages) == stems, profile
+        for stem, params in pages.items():
+            declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+            assert params["profile"] == profile
+            for name in declared:
+                if name in ("data_root", "build_dir", "profile"):
+                    continue
+                # every declared parameter is set by the profile (no silent notebook default)
+                assert name in params, (profile, stem, name)
+
+
+def test_the_paper_profile_equals_the_notebooks_defaults():
+    import papermill as pm
+    import yaml
+
+    for stem, params in load_profiles()["paper"].items():
+        declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+        for name, spec in declared.items():
+            if name in ("data_root", "build_dir", "profile"):
+                continue
+            default = yaml.safe_load(
+                spec["default"].replace("True", "true").replace("False", "false")
+            )
+            assert params[name] == default, (stem, name, params[name], default)
+        assert declared["profile"]["default"] == '"custom"', stem
+
+
+def test_a_profile_lists_only_pages_the_defaults_know(tmp_path):
+    bad = tmp_path / "p.yml"
+    bad.write_text("defaults:\n  common: {seed: 0}\n  page_a: {}\nx:\n  page_b: {seed: 1}\n")
+    with pytest.raises(KeyError, match="page_b"):
+        load_profiles(bad)
+    ok = tmp_path / "q.yml"
+    ok.write_text(
+        "defaults:\n  common: {seed: 0, n: 1}\n  page_a: {n: 2}\nx:\n  common: {seed: 5}\n"
+    )
+    assert load_profiles(ok) == {"x": {"page_a": {"seed": 5, "n": 2, "profile": "x"}}}
+
+
+def test_a_page_names_the_overrides_it_ran_with():
+    from ecgrepro.cli import profile_label
+
+    assert profile_label("quick", {}) == "quick"
     assert (
-        paper["fs_hz"],
-        paper["window_s"],
-        paper["epochs"],
-        paper["batch_size"],
-        paper["lr"],
-    ) == (500, 30, 30, 32, 1e-4)
+        profile_label("quick", {"epochs_ours": 10, "seed": 2})
+        == "quick, with epochs_ours=10, seed=2"
+    )
 
 
 @pytest.mark.parametrize("name", toc_notebooks(REPO_ROOT / "_toc.yml"))
