@@ -7,47 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
-from ecgrepro.metrics import METRICS
-
-ROW_ORDER = list(CLASSES) + ["AVG"]
-
-
-def paper_table_view(long: pd.DataFrame, columns: tuple[str, ...] = ("metric",)):
-    """The paper's layout with, in each cell, the paper's value, ours and our interval.
-
-    Parameters
-    ----------
-    long : pandas.DataFrame
-        Columns ``class, metric, value, ci_low, ci_high, paper_value,
-        paper_outside_ci`` and any columns named in ``columns``.
-    columns : tuple of str
-        What spreads across the columns (``("metric",)`` for one model and test
-        set; ``("metric", "model")`` for Table 3).
-
-    Returns
-    -------
-    pandas.io.formats.style.Styler
-        Rows: the 9 classes and AVG. Cell text: ``paper | ours [low, high]``;
-        bold where the paper's value lies outside our 95% interval.
-    """
-
-    def fmt(v):
-        return "-" if pd.isna(v) else f"{v:.3f}"
-
-    df = long.copy()
-    df["cell"] = [
-        f"{fmt(p)} | {fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
-        for p, v, lo, hi in zip(df.paper_value, df.value, df.ci_low, df.ci_high, strict=True)
-    ]
-    cols = list(columns)
-    text = df.pivot_table(index="class", columns=cols, values="cell", aggfunc="first")
-    flag = df.pivot_table(index="class", columns=cols, values="paper_outside_ci", aggfunc="first")
-    order = [m for m in METRICS if m in text.columns.get_level_values(0)]
-    text = text.reindex(ROW_ORDER).reindex(columns=order, level=0)
-    flag = flag.reindex(index=text.index, columns=text.columns).fillna(False).astype(bool)
-    return text.style.apply(
-        lambda _: np.where(flag, "font-weight: bold", ""), axis=None
-    ).set_caption("paper | ours [95% bootstrap interval]")
+from ecgrepro.tables import ROW_ORDER
 
 
 def learning_curves(models: dict, figsize_per_model=(4.2, 3.0)):
@@ -175,18 +135,35 @@ def roc_curves(y_true: np.ndarray, scores: dict, classes=CLASSES):
     return fig
 
 
-def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
+#: How :func:`shap_heatmaps` marks a flagged row (:func:`ecgrepro.explain.sum_flags`).
+ROW_MARKS: dict[str, str] = {"sum <= 0": " (sum\u22640)", "small sum": " (sum\u22480)"}
+
+
+def shap_heatmaps(
+    matrices: dict,
+    vmax: float | None = None,
+    ncols: int = 2,
+    marks: dict | None = None,
+    label: str = "share of the class's summed attribution",
+):
     """Class x lead heatmaps on one shared, symmetric colour scale.
 
     Parameters
     ----------
-    matrices : dict of str -> numpy.ndarray, shape (10, 12)
+    matrices : dict of str -> numpy.ndarray, shape (10, 12) or (10, 8)
         Panel title -> matrix (rows: the 9 classes then AVG; columns: leads
-        I ... V6), as :func:`ecgrepro.explain.aggregate_per_lead` returns.
+        I ... V6, or the 8 independent leads I, II, V1-V6 for an 8-column
+        matrix), as :func:`ecgrepro.explain.aggregate_per_lead` returns.
     vmax : float, optional
         Colour-scale limit (the scale is [-vmax, vmax]); defaults to the
         largest absolute finite value over all panels.
     ncols : int
+    marks : dict of str -> sequence of str, optional
+        Panel title -> one flag per row (``""``, ``"sum <= 0"`` or ``"small
+        sum"``, :func:`ecgrepro.explain.sum_flags`): a flagged row's label gets
+        :data:`ROW_MARKS`'s suffix, in red.
+    label : str
+        Colour-bar label.
 
     Returns
     -------
@@ -194,6 +171,7 @@ def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
         Each cell annotated with its value; NaN rows (no record of that class) blank.
     """
     from ecgrepro.config import LEADS
+    from ecgrepro.explain import INDEPENDENT_LEADS
 
     finite = np.concatenate([m[np.isfinite(m)] for m in matrices.values()] + [np.zeros(1)])
     vmax = vmax or float(np.abs(finite).max()) or 1.0
@@ -201,6 +179,7 @@ def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(7.2 * ncols, 4.6 * nrows), squeeze=False)
     for ax, (title, mat) in zip(axes.flat, matrices.items(), strict=False):
+        leads = INDEPENDENT_LEADS if mat.shape[1] == len(INDEPENDENT_LEADS) else LEADS
         im = ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
@@ -214,10 +193,16 @@ def shap_heatmaps(matrices: dict, vmax: float | None = None, ncols: int = 2):
                         fontsize=6.5,
                         color="white" if abs(mat[i, j]) > 0.6 * vmax else "black",
                     )
-        ax.set_xticks(range(len(LEADS)), LEADS)
-        ax.set_yticks(range(len(ROW_ORDER)), ROW_ORDER)
+        flags = list((marks or {}).get(title, [""] * len(ROW_ORDER)))
+        flags = (flags + [""] * len(ROW_ORDER))[: len(ROW_ORDER)]
+        ax.set_xticks(range(len(leads)), leads)
+        names = [r + ROW_MARKS.get(f, "") for r, f in zip(ROW_ORDER, flags, strict=True)]
+        ax.set_yticks(range(len(ROW_ORDER)), names)
+        for tick, f in zip(ax.get_yticklabels(), flags, strict=True):
+            if f:
+                tick.set_color("C3")
         ax.set(title=title, xlabel="lead")
-        fig.colorbar(im, ax=ax, fraction=0.03, label="share of the class's summed attribution")
+        fig.colorbar(im, ax=ax, fraction=0.03, label=label)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
@@ -231,6 +216,7 @@ def gradcam_figure(
     title: str = "",
     qrs: np.ndarray | None = None,
     cmap: str = "YlOrRd",
+    n_valid: int | None = None,
 ):
     """A 12-lead record with Grad-CAM maps as coloured bands under each trace (Figures 6-8).
 
@@ -249,6 +235,9 @@ def gradcam_figure(
         QRS samples (:func:`ecgrepro.explain.qrs_mask`), shaded light grey.
     cmap : str
         Matplotlib colour map of the bands; zeros are left blank.
+    n_valid : int, optional
+        Valid samples (the last ``n_valid``); the front padding before them is
+        hatched, so that it is not read as a flat signal.
 
     Returns
     -------
@@ -280,6 +269,16 @@ def gradcam_figure(
             if qrs is not None:
                 ax.fill_between(
                     t, bottom, hi + 0.05 * span, where=qrs, color="0.88", lw=0, step="mid"
+                )
+            if n_valid is not None and n_valid < n:
+                ax.axvspan(
+                    t[0],
+                    t[n - n_valid],
+                    facecolor="0.96",
+                    edgecolor="0.8",
+                    hatch="//",
+                    lw=0,
+                    zorder=0,
                 )
             im = ax.imshow(
                 band,

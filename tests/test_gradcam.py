@@ -1,7 +1,8 @@
 """Grad-CAM against captum, its shapes and threshold, a model with one known channel,
-the case selection rules and the QRS mass share on real records."""
+the case selection rules and the QRS mass share on real records, padding ignored."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -307,3 +308,44 @@ def test_case_eligibility_reads_raw_statements_and_cpsc_labels():
     assert e["lbbb"].tolist() == [False] * 6
     with pytest.raises(ValueError, match="2 statement sets but 1 label lists"):
         case_eligibility(codes[:2], labels[:1])
+
+
+def test_mass_statistics_ignore_the_padding():
+    # a padded toy record: 40 samples of padding, then 100 of signal
+    mask = np.zeros(140, bool)
+    mask[50:60] = True
+    cam = np.ones(140)
+    cam[:40] = 50.0  # much mass on the padding: it must not count
+    assert qrs_mass_share(cam, mask, n_valid=100) == pytest.approx(0.1)
+    assert qrs_mass_share(cam, mask) < 0.1  # what counting it would give
+    null = shifted_mass_shares(cam, mask, n_valid=100)
+    assert null.shape == (100,)  # lags within the valid part only
+    rng = np.random.default_rng(0)
+    cam[40:] = rng.random(100)
+    null = shifted_mass_shares(cam, mask, n_valid=100)
+    direct = [qrs_mass_share(np.roll(cam[40:], k), mask[40:]) for k in range(100)]
+    np.testing.assert_allclose(null, direct, atol=1e-12)  # the padding is never shifted in
+    kept = threshold_percentile(cam, 95, n_valid=100)
+    assert not kept[:40].any() and (kept[40:] > 0).sum() == 5
+    assert np.isnan(qrs_mass_share(np.r_[np.ones(40), np.zeros(100)], mask, n_valid=100))
+    with pytest.raises(ValueError, match="n_valid"):
+        qrs_mass_share(cam, mask, n_valid=0)
+
+
+def test_qrs_mass_table_on_a_padded_record_equals_the_unpadded_one(data_root):
+    from ecgrepro.data import load_ptbxl
+
+    ds = load_ptbxl(data_root, 100, 1000)
+    signal = np.array(ds.signals[:1])
+    padded = np.concatenate([np.zeros((1, 12, 500), np.float32), signal], axis=2)
+    cases = select_cases(np.zeros((1, 9)), np.zeros((1, 9)), np.ones(9), records=["r0"])
+    cases = cases.iloc[:1]
+    cam = np.random.default_rng(0).random((1, 1000))
+    cam_padded = np.concatenate([np.full((1, 500), 10.0), cam], axis=1)  # mass on the padding
+    plain = qrs_mass_table(case_qrs(cases, signal, 100.0), {"time": cam})
+    qrs = case_qrs(cases, padded, 100.0, n_valid=np.array([1000]))
+    assert not qrs.iloc[0]["mask"][:500].any() and qrs.iloc[0]["n_valid"] == 1000
+    table = qrs_mass_table(qrs, {"time": cam_padded})
+    columns = ["qrs_time_share", "qrs_mass_share", "enrichment", "shift_p", "qrs_complexes"]
+    pd.testing.assert_frame_equal(plain[columns], table[columns])
+    assert (table.n_valid == 1000).all() and (plain.n_valid == 1000).all()

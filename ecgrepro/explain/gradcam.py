@@ -20,12 +20,21 @@ Even the correct map is one map per record, not per lead: the first convolution
 mixes the 12 leads, so every later layer's time axis is shared by all of them.
 
 The quantitative companion measures how much of a map lies inside QRS
-complexes, delineated by neurokit2 (``ecg_peaks`` + ``ecg_delineate`` in
-every lead, then a vote over the leads).
+complexes, delineated by neurokit2 (:func:`ecgrepro.beats.qrs_mask`: ``ecg_peaks``
++ ``ecg_delineate`` in every lead, then a vote over the leads), against a null
+of the map's own circular shifts. The choice of the case records lives in
+:mod:`ecgrepro.explain.cases`.
+
+Padding. A record shorter than the window is zero-padded at the front; it
+occupies the last ``n_valid`` samples. The maps are computed on the whole
+input (the model sees the padding), but every statistic here (the display
+percentile, the QRS time and mass shares, the shift null, which shifts the
+map only within the valid part) counts the valid samples alone.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -34,36 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgrepro.config import CLASSES
+from ecgrepro.beats import delineate_records, valid_mask
 
 #: Grad-CAM variants: the paper's definition over time, and the published code's pooling.
 GRADCAM_VARIANTS: dict[str, str] = {
     "time": "Grad-CAM as defined (gradients averaged over time; a map over time)",
     "published": "published code (gradients averaged over batch and channels; a map over "
     "the 512 channels, stretched; the same for all leads)",
-}
-
-#: The case studies of Figures 6-8: the class whose Grad-CAM is drawn, and the rule.
-CASE_RULES: dict[str, tuple[str, str]] = {
-    "lbbb": ("LBBB", "the most confident correct LBBB prediction"),
-    "rbbb": ("RBBB", "the most confident correct RBBB prediction"),
-    "snr_as_af": ("AF", "the most confident AF prediction on a record labelled SNR (and not AF)"),
-}
-
-#: What a case's record must carry for its raw statements to support the figure's reading:
-#: PTB-XL SCP statements required or excluded (at any likelihood), and the class a CPSC record
-#: must hold in its own labels. The mapped labels alone do not suffice: the published mapping
-#: maps LAFB to LBBB, and labels SNR on records whose rhythm statements (at likelihood 0) say
-#: atrial fibrillation, flutter or sinus arrhythmia. Fig. 8's record must be in sinus rhythm
-#: (SR) with no atrial or supraventricular arrhythmia, where an AF call would not be plainly wrong.
-CASE_STATEMENTS: dict[str, dict] = {
-    "lbbb": {"requires": ("CLBBB",), "excludes": (), "cpsc": "LBBB"},
-    "rbbb": {"requires": ("CRBBB",), "excludes": (), "cpsc": "RBBB"},
-    "snr_as_af": {
-        "requires": ("SR",),
-        "excludes": ("AFIB", "AFLT", "SARRH", "SVARR", "SVTAC", "PSVT"),
-        "cpsc": "SNR",
-    },
 }
 
 
@@ -197,12 +183,25 @@ def captum_grad_cam(
     return cam[:, 0].detach().cpu().numpy().astype(np.float32)
 
 
-def threshold_percentile(maps: np.ndarray, q: float = 95.0) -> np.ndarray:
+def _valid_lengths(n_valid, shape: tuple[int, ...], n_samples: int) -> np.ndarray:
+    """``n_valid`` broadcast to ``shape`` (None: the whole input), checked."""
+    if n_valid is None:
+        return np.full(shape, n_samples, dtype=np.int64)
+    out = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), shape)
+    if (out < 1).any() or (out > n_samples).any():
+        raise ValueError(f"n_valid must be in [1, {n_samples}], got {n_valid}")
+    return out
+
+
+def threshold_percentile(
+    maps: np.ndarray, q: float = 95.0, n_valid: int | np.ndarray | None = None
+) -> np.ndarray:
     """Keep each map's values at or above its ``q``-th percentile; zero the rest.
 
     The paper's display rule ("threshold ... at the 95th percentile", Section
-    4.6): with ``q=95`` about 5% of the samples of each map remain (ties at the
-    threshold may keep a few more). Zeros (where ReLU cut the map) are never kept.
+    4.6): with ``q=95`` about 5% of the valid samples of each map remain (ties
+    at the threshold may keep a few more). Zeros (where ReLU cut the map) are
+    never kept; nor is the padding, which neither enters the percentile nor is kept.
 
     Parameters
     ----------
@@ -210,6 +209,8 @@ def threshold_percentile(maps: np.ndarray, q: float = 95.0) -> np.ndarray:
         Grad-CAM maps (:func:`grad_cam`); the percentile is taken along the last axis.
     q : float
         Percentile in [0, 100].
+    n_valid : int or numpy.ndarray of int, shape ``maps.shape[:-1]``, optional
+        Valid samples (the last ``n_valid``) of each map's record. None: all.
 
     Returns
     -------
@@ -218,159 +219,88 @@ def threshold_percentile(maps: np.ndarray, q: float = 95.0) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``q`` is outside [0, 100] or a map holds NaN.
+        If ``q`` is outside [0, 100], ``n_valid`` outside [1, n_samples], or a map holds NaN.
     """
     if not 0 <= q <= 100:
         raise ValueError(f"percentile must be in [0, 100], got {q}")
     maps = np.asarray(maps)
     if np.isnan(maps).any():
         raise ValueError("Grad-CAM map holds NaN")
-    cut = np.percentile(maps, q, axis=-1, keepdims=True)
-    return np.where((maps >= cut) & (maps > 0), maps, 0).astype(maps.dtype)
+    if n_valid is None:
+        cut = np.percentile(maps, q, axis=-1, keepdims=True)
+        return np.where((maps >= cut) & (maps > 0), maps, 0).astype(maps.dtype)
+    n = maps.shape[-1]
+    lengths = _valid_lengths(n_valid, maps.shape[:-1], n).reshape(-1)
+    flat = maps.reshape(-1, n)
+    out = np.zeros_like(flat)
+    for i, (m, nv) in enumerate(zip(flat, lengths, strict=True)):
+        seg = m[n - nv :]
+        cut = np.percentile(seg, q)
+        out[i, n - nv :] = np.where((seg >= cut) & (seg > 0), seg, 0)
+    return out.reshape(maps.shape)
 
 
-def qrs_mask(
-    signal: np.ndarray,
-    fs_hz: float,
-    record: str = "record",
-    method: str = "prominence",
-    min_lead_share: float = 0.5,
-) -> tuple[np.ndarray, int, int]:
-    """Samples inside QRS complexes, by neurokit2's delineation of each lead and a vote.
-
-    Each lead is cleaned (``neurokit2.ecg_clean``), its R peaks found
-    (``ecg_peaks``) and its QRS onsets and offsets (``ECG_R_Onsets``,
-    ``ECG_R_Offsets``) delineated (``ecg_delineate``). A sample is inside a QRS
-    complex when at least ``min_lead_share`` of the leads that were delineated
-    put it there. The vote keeps one lead's misplaced R peak (a small
-    deflection before a deep S wave, common in bundle branch blocks) from
-    moving the bounds; with one half it is narrower than the global QRS
-    (earliest onset to latest offset over the leads): on the sample's LBBB
-    record at 100 Hz about 80 ms per complex, where LBBB means 120 ms or more.
-    A beat whose onset or offset a lead does not find counts in that lead as
-    outside the QRS (not guessed).
-
-    Parameters
-    ----------
-    signal : numpy.ndarray, shape (n_leads, n_samples) or (n_samples,), mV
-        The record's leads (all 12 in the book), or one lead.
-    fs_hz : float
-        Sampling frequency, Hz.
-    record : str
-        Record name, for error messages.
-    method : str
-        ``ecg_delineate`` method. ``"prominence"`` (default) bounded every beat
-        of the sample records checked at 100 Hz; ``"dwt"`` left many beats out.
-    min_lead_share : float
-        Share of the delineated leads that must agree, in (0, 1].
-
-    Returns
-    -------
-    mask : numpy.ndarray of bool, shape (n_samples,)
-    n_leads : int
-        Leads delineated (the others failed, e.g. flat or without R peaks).
-    n_qrs : int
-        QRS complexes in ``mask`` (its runs of True).
-
-    Raises
-    ------
-    ValueError
-        If the signal holds NaN, has the wrong shape, or no lead could be
-        delineated; the message names the record (and each lead's problem).
-    """
-    import neurokit2 as nk  # imported here: it takes a second and only this function needs it
-
-    if not 0 < min_lead_share <= 1:
-        raise ValueError(f"min_lead_share must be in (0, 1], got {min_lead_share}")
-    signal = np.asarray(signal, dtype=float)
-    if signal.ndim == 1:
-        signal = signal[None]
-    if signal.ndim != 2:
-        raise ValueError(f"{record}: expected (n_leads, n_samples), got shape {signal.shape}")
-    if np.isnan(signal).any():
-        raise ValueError(f"{record}: signal holds NaN")
-    votes = np.zeros(signal.shape[1], dtype=int)
-    problems = []
-    for i, lead in enumerate(signal):
-        if np.ptp(lead) == 0:
-            problems.append(f"lead {i + 1} is flat")
-            continue
-        with warnings.catch_warnings():
-            # neurokit2 0.2.12 warns of its own no-op inplace replace (epochs_create)
-            # and of short records
-            warnings.simplefilter("ignore")
-            try:
-                clean = nk.ecg_clean(lead, sampling_rate=fs_hz)
-                _, info = nk.ecg_peaks(clean, sampling_rate=fs_hz)
-                peaks = np.asarray(info["ECG_R_Peaks"], dtype=int)
-                if len(peaks) < 2:
-                    raise ValueError("fewer than 2 R peaks")
-                _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
-                bounds = list(zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True))
-            except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
-                problems.append(f"lead {i + 1}: {err}")
-                continue
-        inside = np.zeros(signal.shape[1], dtype=bool)
-        for on, off in bounds:
-            if np.isfinite(on) and np.isfinite(off) and off > on:
-                inside[int(on) : int(off) + 1] = True
-        votes += inside
-    n_leads = len(signal) - len(problems)
-    if n_leads == 0:
-        raise ValueError(f"{record}: QRS delineation failed in every lead ({'; '.join(problems)})")
-    mask = votes >= min_lead_share * n_leads
-    n_qrs = int(np.sum(np.diff(mask.astype(int), prepend=0) == 1))
-    return mask, n_leads, n_qrs
-
-
-def qrs_mass_share(cam: np.ndarray, mask: np.ndarray) -> float:
-    """Share of a map's mass (sum of its values) inside the masked samples.
+def qrs_mass_share(cam: np.ndarray, mask: np.ndarray, n_valid: int | None = None) -> float:
+    """Share of a map's mass (sum of its values over the valid samples) inside the masked samples.
 
     Parameters
     ----------
     cam : numpy.ndarray, shape (n_samples,), non-negative
     mask : numpy.ndarray of bool, shape (n_samples,)
-        QRS samples (:func:`qrs_mask`).
+        QRS samples (:func:`ecgrepro.beats.qrs_mask`).
+    n_valid : int, optional
+        Valid samples at the end of the input; the padding before them is
+        ignored (its mass counts neither inside nor outside). None: all.
 
     Returns
     -------
     float
-        In [0, 1]; NaN for an all-zero map. A map spread evenly gives
-        ``mask.mean()``, the share of time inside QRS complexes.
+        In [0, 1]; NaN for a map that is zero on the valid samples. A map
+        spread evenly gives the share of valid time inside QRS complexes.
 
     Raises
     ------
     ValueError
-        If the shapes differ or the map has negative values.
+        If the shapes differ, the map has negative values or ``n_valid`` is out of range.
     """
     cam, mask = np.asarray(cam, dtype=float), np.asarray(mask, dtype=bool)
     if cam.shape != mask.shape:
         raise ValueError(f"map {cam.shape} and mask {mask.shape} differ in shape")
     if (cam < 0).any():
         raise ValueError("Grad-CAM mass needs a non-negative map")
+    valid = valid_mask(len(cam), n_valid)
+    cam, mask = cam[valid], mask[valid]
     total = cam.sum()
     return float(cam[mask].sum() / total) if total > 0 else float("nan")
 
 
-def shifted_mass_shares(cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def shifted_mass_shares(
+    cam: np.ndarray, mask: np.ndarray, n_valid: int | None = None
+) -> np.ndarray:
     """:func:`qrs_mass_share` of the map circularly shifted by every lag: a null distribution.
 
     A map that ignores where the QRS complexes are has a mass share typical of
-    its own shifts; one that follows them stands out. Computed for all
-    ``n_samples`` lags at once by FFT (circular cross-correlation).
+    its own shifts; one that follows them stands out. The shifts are circular
+    within the valid part of the record (the last ``n_valid`` samples): the
+    padding is neither shifted in nor counted. Computed for all lags at once by
+    FFT (circular cross-correlation).
 
     Parameters
     ----------
     cam : numpy.ndarray, shape (n_samples,), non-negative
     mask : numpy.ndarray of bool, shape (n_samples,)
+    n_valid : int, optional
+        Valid samples at the end of the input. None: all.
 
     Returns
     -------
-    numpy.ndarray, shape (n_samples,), float
-        Share for lag 0 (the observed one), 1, ..., n_samples - 1; all NaN for
-        an all-zero map.
+    numpy.ndarray, shape (n_valid,), float
+        Share for lag 0 (the observed one), 1, ..., n_valid - 1; all NaN for a
+        map that is zero on the valid samples.
     """
     cam, mask = np.asarray(cam, dtype=float), np.asarray(mask, dtype=float)
+    valid = valid_mask(len(cam), n_valid)
+    cam, mask = cam[valid], mask[valid]
     total = cam.sum()
     if total <= 0:
         return np.full(len(cam), np.nan)
@@ -378,279 +308,144 @@ def shifted_mass_shares(cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(inside / total, 0.0, 1.0)
 
 
-def _most_confident(
-    candidates: np.ndarray, score: np.ndarray, tie_rank: np.ndarray, n_predicted: np.ndarray
-) -> int | None:
-    """Fewest predicted classes first, then the highest score, then the seeded tie rank."""
-    idx = np.flatnonzero(candidates)
-    if not len(idx):
-        return None
-    return int(idx[np.lexsort((tie_rank[idx], -score[idx], n_predicted[idx]))[0]])
-
-
-def case_eligibility(
-    scp_codes: list[dict[str, float] | None], own_labels: list[list[str]]
+def case_maps(
+    model: nn.Module,
+    x: np.ndarray,
+    targets: np.ndarray,
+    layer: str = "layer4",
+    check_captum: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Which records' raw statements support each case's reading (:data:`CASE_STATEMENTS`).
+    """Both Grad-CAM variants of the case records, with the captum check and the cost.
+
+    The result is a dict of arrays, so that it can be stored
+    (:func:`ecgrepro.explain.store.cached`) and re-read on a rebuild.
 
     Parameters
     ----------
-    scp_codes : list of (dict of str -> float, or None)
-        Per record, its PTB-XL SCP statements (code -> likelihood %); None
-        for a CPSC record.
-    own_labels : list of list of str
-        Per record, the CPSC classes of a CPSC record (its own annotators');
-        ignored for PTB-XL records.
+    model : torch.nn.Module
+        In eval mode.
+    x : numpy.ndarray, shape (n, 12, n_samples), float32, mV
+    targets : numpy.ndarray of int, shape (n,)
+    layer : str
+    check_captum : bool
+        Also compute captum's map and store the largest difference.
 
     Returns
     -------
-    dict of str -> numpy.ndarray of bool, shape (n_records,)
-        One entry per case of :data:`CASE_RULES`.
-
-    Raises
-    ------
-    ValueError
-        If the two lists differ in length.
+    dict of str -> numpy.ndarray
+        ``time`` and ``published``: (n, n_samples) float32 maps (the published
+        pooling mixes the records of a batch, so it runs one record per call);
+        ``seconds_per_record``: the time map's cost; ``captum_max_diff``: the
+        largest absolute difference to captum's map (NaN when unchecked or n = 0).
     """
-    if len(scp_codes) != len(own_labels):
-        raise ValueError(f"{len(scp_codes)} statement sets but {len(own_labels)} label lists")
-    out = {}
-    for case, rule in CASE_STATEMENTS.items():
-        out[case] = np.array(
-            [
-                rule["cpsc"] in labels
-                if codes is None
-                else all(c in codes for c in rule["requires"])
-                and not any(c in codes for c in rule["excludes"])
-                for codes, labels in zip(scp_codes, own_labels, strict=True)
-            ],
-            dtype=bool,
-        )
-    return out
+    n, n_samples = len(x), np.shape(x)[-1]
+    if n == 0:
+        empty = np.zeros((0, n_samples), np.float32)
+        return {
+            "time": empty,
+            "published": empty,
+            "seconds_per_record": np.nan,
+            "captum_max_diff": np.nan,
+        }
+    t0 = time.perf_counter()
+    maps = {"time": grad_cam(model, x, targets, layer=layer)}
+    seconds = (time.perf_counter() - t0) / n
+    maps["published"] = np.concatenate(
+        [
+            grad_cam(model, x[i : i + 1], int(targets[i]), layer=layer, variant="published")
+            for i in range(n)
+        ]
+    )
+    diff = (
+        float(np.abs(captum_grad_cam(model, x, targets, layer) - maps["time"]).max())
+        if check_captum
+        else np.nan
+    )
+    return {**maps, "seconds_per_record": seconds, "captum_max_diff": diff}
 
 
-def raw_statements_text(codes: dict[str, float] | None, own_labels: list[str]) -> str:
-    """A record's raw statements as printed under its figure.
-
-    Parameters
-    ----------
-    codes : dict of str -> float, or None
-        PTB-XL SCP statements (code -> likelihood %), or None for a CPSC record.
-    own_labels : list of str
-        The CPSC record's own classes (used when ``codes`` is None).
-
-    Returns
-    -------
-    str
-        ``"SCP: CLBBB 100, SR 0"`` or ``"CPSC label: LBBB"``.
-    """
-    if codes is None:
-        return "CPSC label: " + ("+".join(own_labels) or "none")
-    return "SCP: " + ", ".join(f"{k} {v:g}" for k, v in codes.items())
-
-
-def select_cases(
-    y_true: np.ndarray,
-    scores: np.ndarray,
-    thresholds: np.ndarray,
-    records: list[str] | None = None,
-    seed: int = 0,
-    eligible: dict[str, np.ndarray] | None = None,
+def qrs_frame(
+    cases: pd.DataFrame, delineation: dict[str, np.ndarray], n_valid: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """Choose the records of Figures 6-8 from test predictions, automatically.
-
-    Rules (:data:`CASE_RULES`). Among the candidates of a rule, the record
-    with the fewest predicted classes wins (a figure of a record called
-    five classes at once explains little), then the one with the highest
-    score of the case's class (a fallback, below, goes by score alone);
-    equal scores (saturated sigmoids) are broken by a permutation seeded
-    with ``seed``. Where ``eligible`` is given, the
-    rule's tiers first keep only records whose raw statements support the
-    reading (:func:`case_eligibility`); without such a record, the same tiers
-    are tried on every record and the choice is flagged a fallback.
-
-    - ``lbbb`` / ``rbbb``: labelled and predicted LBBB / RBBB, preferring
-      records not labelled with the other bundle branch block. Fallback: the
-      labelled record with the highest score (a missed one);
-    - ``snr_as_af``: labelled SNR, not AF, predicted AF, preferring records
-      labelled SNR alone, then records the model does not also call SNR.
-      Fallbacks: any record not labelled AF but predicted AF; then the SNR
-      record with the highest AF score (not a misclassification: the closest
-      to one).
+    """:func:`ecgrepro.beats.delineate_records`'s arrays as one row per case.
 
     Parameters
     ----------
-    y_true : numpy.ndarray, shape (n, 9)
-        Multi-hot labels, :data:`ecgrepro.config.CLASSES` order.
-    scores : numpy.ndarray, shape (n, 9)
-        Sigmoid outputs.
-    thresholds : numpy.ndarray, shape (9,)
-        Decision thresholds (a class is predicted where score >= threshold).
-    records : list of str, optional
-        Record names, copied into the result.
-    seed : int
-    eligible : dict of str -> numpy.ndarray of bool, shape (n,), optional
-        Per case, the records whose raw statements support it
-        (:func:`case_eligibility`).
+    cases : pandas.DataFrame
+        The drawn cases (:func:`ecgrepro.explain.select_cases`), in the order
+        of the delineated records.
+    delineation : dict of str -> numpy.ndarray
+        :func:`ecgrepro.beats.delineate_records`'s result (possibly re-read from the store).
+    n_valid : numpy.ndarray of int, shape (n_cases,), optional
+        Valid samples per record. None: the whole input.
 
     Returns
     -------
     pandas.DataFrame
-        Index: the case names. Columns ``row`` (int, -1 where no record
-        qualifies), ``record``, ``target`` (class drawn), ``score`` (its
-        sigmoid output), ``threshold``, ``labels``, ``predicted``, ``rule``
-        (the rule that chose it) and ``fallback`` (bool).
-
-    Raises
-    ------
-    ValueError
-        If the shapes disagree.
+        See :func:`case_qrs`.
     """
-    y_true, scores = np.asarray(y_true), np.asarray(scores)
-    thresholds = np.asarray(thresholds)
-    if y_true.shape != scores.shape or y_true.ndim != 2 or thresholds.shape != (scores.shape[1],):
-        raise ValueError(
-            f"y_true {y_true.shape}, scores {scores.shape} and thresholds "
-            f"{thresholds.shape} disagree"
-        )
-    n = len(scores)
-    records = list(records) if records is not None else [str(i) for i in range(n)]
-    tie_rank = np.argsort(np.random.default_rng(seed).permutation(n))
-    labelled = y_true > 0
-    predicted = scores >= thresholds
-    n_predicted = predicted.sum(axis=1)
-    snr, af = CLASSES.index("SNR"), CLASSES.index("AF")
+    n_samples = delineation["mask"].shape[-1]
+    lengths = _valid_lengths(n_valid, (len(cases),), n_samples)
     rows = {}
-    for case, (cls, rule) in CASE_RULES.items():
-        k = CLASSES.index(cls)
-        # (candidates, rule text, meets the case's rule): the first tier with a record wins
-        if case == "snr_as_af":
-            snr_only = labelled[:, snr] & ~labelled[:, af]
-            pure = snr_only & (labelled.sum(axis=1) == 1)
-            tries = [
-                (
-                    pure & predicted[:, af] & ~predicted[:, snr],
-                    rule + ", SNR alone, not predicted",
-                    True,
-                ),
-                (pure & predicted[:, af], rule + ", SNR alone (predicted SNR too)", True),
-                (snr_only & predicted[:, af], rule + " (every one has other labels too)", True),
-                (
-                    ~labelled[:, af] & predicted[:, af],
-                    "no SNR record was predicted AF: the most confident "
-                    "AF prediction on a record not labelled AF",
-                    False,
-                ),
-                (
-                    snr_only,
-                    "no record was wrongly predicted AF: the SNR record with "
-                    "the highest AF score (below the threshold)",
-                    False,
-                ),
-            ]
-        else:
-            other = CLASSES.index("RBBB" if cls == "LBBB" else "LBBB")
-            tries = [
-                (
-                    labelled[:, k] & ~labelled[:, other] & predicted[:, k],
-                    f"{rule}, on a record not labelled {CLASSES[other]}",
-                    True,
-                ),
-                (
-                    labelled[:, k] & predicted[:, k],
-                    f"{rule} (every one is also labelled {CLASSES[other]})",
-                    True,
-                ),
-                (
-                    labelled[:, k],
-                    f"no correct {cls} prediction: the {cls} record with the highest {cls} score",
-                    False,
-                ),
-            ]
-        # (candidates, text, meets the rule, fewest predicted classes first): the rule's own
-        # tiers prefer records called few classes; the fallbacks pick by score, as they say
-        tries = [(c, text, meets, meets) for c, text, meets in tries]
-        if eligible is not None:
-            ok = np.asarray(eligible[case], dtype=bool)
-            if ok.shape != (n,):
-                raise ValueError(f"eligible[{case!r}] has shape {ok.shape}, expected ({n},)")
-            supported = [
-                (c & ok, f"{text}; raw statements support it", m, f) for c, text, m, f in tries
-            ]
-            unsupported = [
-                (c, f"{text}; no such record has raw statements that support it", False, True)
-                for c, text, meets, _ in tries
-                if meets
-            ]
-            tries = supported + unsupported + [x for x in tries if not x[2]]
-        row, chosen_rule, fallback = None, f"no record labelled for this case ({rule})", True
-        for candidates, text, meets, few in tries:
-            order = n_predicted if few else np.zeros(n, dtype=int)
-            row = _most_confident(candidates, scores[:, k], tie_rank, order)
-            if row is not None:
-                chosen_rule, fallback = text, not meets
-                break
+    for i, (case, info) in enumerate(cases.iterrows()):
+        problem = str(delineation["problem"][i])
         rows[case] = {
-            "row": -1 if row is None else row,
-            "record": None if row is None else records[row],
-            "target": cls,
-            "score": np.nan if row is None else float(scores[row, k]),
-            "threshold": float(thresholds[k]),
-            "labels": None if row is None else "+".join(np.array(CLASSES)[labelled[row]]),
-            "predicted": None
-            if row is None
-            else "+".join(np.array(CLASSES)[predicted[row]]) or "none",
-            "rule": chosen_rule,
-            "fallback": fallback,
+            "record": info["record"],
+            "mask": None if problem else np.asarray(delineation["mask"][i], dtype=bool),
+            "n_valid": int(lengths[i]),
+            "leads_delineated": int(delineation["leads_delineated"][i]),
+            "qrs_complexes": int(delineation["qrs_complexes"][i]),
+            "qrs_ms": float(delineation["qrs_ms"][i]),
+            "problem": problem,
         }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    columns = ["record", "mask", "n_valid", "leads_delineated", "qrs_complexes", "qrs_ms"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns + ["problem"])
 
 
 def case_qrs(
-    cases: pd.DataFrame, signals: np.ndarray, fs_hz: float, method: str = "prominence"
+    cases: pd.DataFrame,
+    signals: np.ndarray,
+    fs_hz: float,
+    method: str = "prominence",
+    n_valid: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """QRS complexes of each drawn case, delineated once for its figure and its mass table.
 
     Parameters
     ----------
     cases : pandas.DataFrame
-        :func:`select_cases`'s result, restricted to the drawn cases (one row per
-        record of ``signals``, same order).
+        :func:`ecgrepro.explain.select_cases`'s result, restricted to the drawn
+        cases (one row per record of ``signals``, same order).
     signals : numpy.ndarray, shape (n_cases, 12, n_samples), float32, mV
     fs_hz : float
         Sampling frequency, Hz.
     method : str
-        Delineation method (:func:`qrs_mask`).
+        Delineation method (:func:`ecgrepro.beats.qrs_mask`).
+    n_valid : numpy.ndarray of int, shape (n_cases,), optional
+        Valid samples per record (the rest is front padding, never delineated).
 
     Returns
     -------
     pandas.DataFrame
         Index: the cases. Columns ``record``, ``mask`` (bool array of shape
-        (n_samples,), or None where delineation failed), ``leads_delineated``,
-        ``qrs_complexes``, ``qrs_ms`` (median duration of the complexes, ms) and
-        ``problem`` (the error naming the record; empty when delineated). A
-        record that cannot be delineated is reported here, not raised.
+        (n_samples,), False in the padding, or None where delineation failed),
+        ``n_valid``, ``leads_delineated``, ``qrs_complexes``, ``qrs_ms`` (median
+        duration of the complexes, ms) and ``problem`` (the error naming the
+        record; empty when delineated). A record that cannot be delineated is
+        reported here, not raised.
     """
-    rows = {}
-    for i, (case, info) in enumerate(cases.iterrows()):
-        row = {"record": info["record"], "mask": None, "leads_delineated": 0, "qrs_complexes": 0}
-        try:
-            mask, row["leads_delineated"], row["qrs_complexes"] = qrs_mask(
-                signals[i], fs_hz, str(info["record"]), method
-            )
-        except ValueError as err:
-            rows[case] = {**row, "qrs_ms": np.nan, "problem": str(err)}
-            continue
-        edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
-        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-        qrs_ms = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
-        rows[case] = {**row, "mask": mask, "qrs_ms": qrs_ms, "problem": ""}
-    columns = ["record", "mask", "leads_delineated", "qrs_complexes", "qrs_ms", "problem"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    records = [str(r) for r in cases["record"]]
+    return qrs_frame(
+        cases, delineate_records(signals, fs_hz, records, method, n_valid=n_valid), n_valid
+    )
 
 
 def qrs_mass_table(qrs: pd.DataFrame, maps: dict[str, np.ndarray], q: float = 95.0) -> pd.DataFrame:
     """Share of each case's Grad-CAM mass inside QRS complexes, raw and thresholded.
+
+    Only the valid part of each record counts (``qrs["n_valid"]`` where
+    present): the time share, the mass share, the display percentile and the
+    shift null all ignore the front padding.
 
     Parameters
     ----------
@@ -668,21 +463,28 @@ def qrs_mass_table(qrs: pd.DataFrame, maps: dict[str, np.ndarray], q: float = 95
         ``case, record, variant, map, qrs_time_share, qrs_mass_share,
         enrichment`` (mass share / time share: 1 for a map that ignores QRS
         complexes), ``qrs_ms`` (median duration of the delineated complexes,
-        ms), ``shift_p`` (share of the map's circular shifts,
-        :func:`shifted_mass_shares`, with at least the observed mass share: small
-        where the map follows the QRS complexes), ``qrs_complexes``,
-        ``leads_delineated`` and ``note`` (why a value is missing: a failed
-        delineation, an all-zero map; the case is kept, not dropped).
+        ms), ``shift_p`` (share of the map's circular shifts within the valid
+        part, :func:`shifted_mass_shares`, with at least the observed mass
+        share: small where the map follows the QRS complexes), ``qrs_complexes``,
+        ``leads_delineated``, ``n_valid`` and ``note`` (why a value is missing:
+        a failed delineation, an all-zero map; the case is kept, not dropped).
     """
     out = []
     for i, (case, info) in enumerate(qrs.iterrows()):
         mask = info["mask"]
-        time_share = float(mask.mean()) if mask is not None else np.nan
+        n_samples = next(iter(maps.values())).shape[-1] if maps else 0
+        nv = int(info["n_valid"]) if "n_valid" in info and pd.notna(info["n_valid"]) else n_samples
+        valid = valid_mask(n_samples, nv) if n_samples else None
+        time_share = float(mask[valid].mean()) if mask is not None else np.nan
         for variant, m in maps.items():
-            for kind, cam in (("raw", m[i]), ("thresholded", threshold_percentile(m[i], q))):
-                share = qrs_mass_share(cam, mask) if mask is not None else np.nan
-                null = shifted_mass_shares(cam, mask) if mask is not None else np.array([np.nan])
-                note = info["problem"] or ("the map is zero everywhere" if not cam.any() else "")
+            thresholded = threshold_percentile(m[i], q, n_valid=nv)
+            for kind, cam in (("raw", m[i]), ("thresholded", thresholded)):
+                share = qrs_mass_share(cam, mask, nv) if mask is not None else np.nan
+                null = (
+                    shifted_mass_shares(cam, mask, nv) if mask is not None else np.array([np.nan])
+                )
+                zero = not np.asarray(cam)[valid].any()
+                note = info["problem"] or ("the map is zero everywhere" if zero else "")
                 if variant == "published" and not note:
                     note = "a map over channels, drawn over time: any fit to QRS is chance"
                 out.append(
@@ -700,9 +502,10 @@ def qrs_mass_table(qrs: pd.DataFrame, maps: dict[str, np.ndarray], q: float = 95
                         else np.nan,
                         "qrs_complexes": info["qrs_complexes"],
                         "leads_delineated": info["leads_delineated"],
+                        "n_valid": nv,
                         "note": note,
                     }
                 )
     columns = ["case", "record", "variant", "map", "qrs_time_share", "qrs_ms", "qrs_mass_share"]
-    columns += ["enrichment", "shift_p", "qrs_complexes", "leads_delineated", "note"]
+    columns += ["enrichment", "shift_p", "qrs_complexes", "leads_delineated", "n_valid", "note"]
     return pd.DataFrame(out, columns=columns)

@@ -1,0 +1,272 @@
+"""Beats: R peaks and QRS complexes of 12-lead records, by neurokit2, ignoring the padding.
+
+Shared by the analyses that need to know where the beats are: the share of
+Grad-CAM mass inside QRS complexes (:mod:`ecgrepro.explain.gradcam`), and the
+average-beat and wave-overlap analyses (R-peak aligned windows).
+
+Each lead is cleaned (``neurokit2.ecg_clean``), its R peaks found
+(``ecg_peaks``) and its QRS onsets and offsets (``ECG_R_Onsets``,
+``ECG_R_Offsets``) delineated (``ecg_delineate``); a vote over the leads
+gives the record's QRS complexes (:func:`qrs_mask`).
+
+Padding. A record shorter than the model's window is zero-padded at the front
+(METHODS.md, "Input and training"): it occupies the last ``n_valid`` samples
+of the input. Every function here takes ``n_valid`` and works on those
+samples only: the flat padding is never delineated, never holds a beat, and
+indices are returned in the input's coordinates (padding included).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def valid_mask(n_samples: int, n_valid: int | None = None) -> np.ndarray:
+    """Samples of an input that belong to the record (not to the front padding).
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length.
+    n_valid : int, optional
+        Samples of signal: the last ``n_valid`` of the input. None: all.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If ``n_valid`` is not in [1, n_samples].
+    """
+    if n_valid is None:
+        return np.ones(n_samples, dtype=bool)
+    n_valid = int(n_valid)
+    if not 1 <= n_valid <= n_samples:
+        raise ValueError(f"n_valid must be in [1, {n_samples}], got {n_valid}")
+    return np.arange(n_samples) >= n_samples - n_valid
+
+
+def _lead_qrs(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, list]:
+    """R peaks and (onset, offset) pairs of one lead; raises ValueError on a failure."""
+    import neurokit2 as nk  # imported here: it takes a second and only the delineation needs it
+
+    with warnings.catch_warnings():
+        # neurokit2 0.2.12 warns of its own no-op inplace replace (epochs_create)
+        # and of short records
+        warnings.simplefilter("ignore")
+        try:
+            clean = nk.ecg_clean(lead, sampling_rate=fs_hz)
+            _, info = nk.ecg_peaks(clean, sampling_rate=fs_hz)
+            peaks = np.asarray(info["ECG_R_Peaks"], dtype=int)
+            if len(peaks) < 2:
+                raise ValueError("fewer than 2 R peaks")
+            _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
+            bounds = list(zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True))
+        except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
+            raise ValueError(str(err)) from err
+    return peaks, bounds
+
+
+def _as_leads(signal: np.ndarray, record: str) -> np.ndarray:
+    signal = np.asarray(signal, dtype=float)
+    if signal.ndim == 1:
+        signal = signal[None]
+    if signal.ndim != 2:
+        raise ValueError(f"{record}: expected (n_leads, n_samples), got shape {signal.shape}")
+    if np.isnan(signal).any():
+        raise ValueError(f"{record}: signal holds NaN")
+    return signal
+
+
+def r_peaks(
+    lead: np.ndarray, fs_hz: float, n_valid: int | None = None, record: str = "record"
+) -> np.ndarray:
+    """R peaks of one lead (neurokit2 ``ecg_clean`` + ``ecg_peaks``), in the valid part only.
+
+    Parameters
+    ----------
+    lead : numpy.ndarray, shape (n_samples,), mV
+    fs_hz : float
+        Sampling frequency, Hz.
+    n_valid : int, optional
+        Samples of signal at the end of the input (the rest is padding). None: all.
+    record : str
+        Record name, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Sample indices of the R peaks in the input (padding included), ascending.
+
+    Raises
+    ------
+    ValueError
+        If the lead holds NaN, is flat, or has no R peak; the message names the record.
+    """
+    import neurokit2 as nk
+
+    lead = _as_leads(lead, record)[0]
+    start = len(lead) - int(valid_mask(len(lead), n_valid).sum())
+    seg = lead[start:]
+    if np.ptp(seg) == 0:
+        raise ValueError(f"{record}: the lead is flat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            clean = nk.ecg_clean(seg, sampling_rate=fs_hz)
+            _, info = nk.ecg_peaks(clean, sampling_rate=fs_hz)
+        except Exception as err:
+            raise ValueError(f"{record}: {err}") from err
+    peaks = np.asarray(info["ECG_R_Peaks"], dtype=int)
+    if not len(peaks):
+        raise ValueError(f"{record}: no R peak found")
+    return peaks + start
+
+
+def qrs_mask(
+    signal: np.ndarray,
+    fs_hz: float,
+    record: str = "record",
+    method: str = "prominence",
+    min_lead_share: float = 0.5,
+    n_valid: int | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Samples inside QRS complexes, by neurokit2's delineation of each lead and a vote.
+
+    A sample is inside a QRS complex when at least ``min_lead_share`` of the
+    leads that were delineated put it there. The vote keeps one lead's
+    misplaced R peak (a small deflection before a deep S wave, common in
+    bundle branch blocks) from moving the bounds; with one half it is narrower
+    than the global QRS (earliest onset to latest offset over the leads): on
+    the sample's LBBB record at 100 Hz about 80 ms per complex, where LBBB
+    means 120 ms or more. A beat whose onset or offset a lead does not find
+    counts in that lead as outside the QRS (not guessed). Only the last
+    ``n_valid`` samples are delineated; the padding is never inside a QRS.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray, shape (n_leads, n_samples) or (n_samples,), mV
+        The record's leads (all 12 in the book), or one lead.
+    fs_hz : float
+        Sampling frequency, Hz.
+    record : str
+        Record name, for error messages.
+    method : str
+        ``ecg_delineate`` method. ``"prominence"`` (default) bounded every beat
+        of the sample records checked at 100 Hz; ``"dwt"`` left many beats out.
+    min_lead_share : float
+        Share of the delineated leads that must agree, in (0, 1].
+    n_valid : int, optional
+        Samples of signal at the end of the input (the rest is zero-padding).
+        None: all.
+
+    Returns
+    -------
+    mask : numpy.ndarray of bool, shape (n_samples,)
+        False throughout the padding.
+    n_leads : int
+        Leads delineated (the others failed, e.g. flat or without R peaks).
+    n_qrs : int
+        QRS complexes in ``mask`` (its runs of True).
+
+    Raises
+    ------
+    ValueError
+        If the signal holds NaN, has the wrong shape, or no lead could be
+        delineated; the message names the record (and each lead's problem).
+    """
+    if not 0 < min_lead_share <= 1:
+        raise ValueError(f"min_lead_share must be in (0, 1], got {min_lead_share}")
+    signal = _as_leads(signal, record)
+    n_samples = signal.shape[1]
+    start = n_samples - int(valid_mask(n_samples, n_valid).sum())
+    votes = np.zeros(n_samples, dtype=int)
+    problems = []
+    for i, lead in enumerate(signal[:, start:]):
+        if np.ptp(lead) == 0:
+            problems.append(f"lead {i + 1} is flat")
+            continue
+        try:
+            _, bounds = _lead_qrs(lead, fs_hz, method)
+        except ValueError as err:
+            problems.append(f"lead {i + 1}: {err}")
+            continue
+        inside = np.zeros(n_samples, dtype=bool)
+        for on, off in bounds:
+            if np.isfinite(on) and np.isfinite(off) and off > on:
+                inside[start + int(on) : start + int(off) + 1] = True
+        votes += inside
+    n_leads = len(signal) - len(problems)
+    if n_leads == 0:
+        raise ValueError(f"{record}: QRS delineation failed in every lead ({'; '.join(problems)})")
+    mask = votes >= min_lead_share * n_leads
+    n_qrs = int(np.sum(np.diff(mask.astype(int), prepend=0) == 1))
+    return mask, n_leads, n_qrs
+
+
+def run_lengths(mask: np.ndarray) -> np.ndarray:
+    """Lengths (samples) of the runs of True in a boolean mask, in order."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=int), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def delineate_records(
+    signals: np.ndarray,
+    fs_hz: float,
+    records: list[str] | None = None,
+    method: str = "prominence",
+    n_valid: np.ndarray | None = None,
+    min_lead_share: float = 0.5,
+) -> dict[str, np.ndarray]:
+    """:func:`qrs_mask` of several records, as arrays (storable, see :mod:`ecgrepro.explain.store`).
+
+    A record that cannot be delineated is reported in ``problem``, not raised.
+
+    Parameters
+    ----------
+    signals : numpy.ndarray, shape (n_records, 12, n_samples), float32, mV
+    fs_hz : float
+        Sampling frequency, Hz.
+    records : list of str, optional
+        Names, for the problem messages.
+    method, min_lead_share
+        As :func:`qrs_mask`.
+    n_valid : numpy.ndarray of int, shape (n_records,), optional
+        Valid samples per record (the rest is front padding). None: all.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``mask`` (n_records, n_samples) bool (all False where delineation
+        failed); ``leads_delineated`` and ``qrs_complexes`` (n_records,) int;
+        ``qrs_ms`` (n_records,) float, the median duration of the complexes in
+        ms (NaN where none); ``problem`` (n_records,) str, empty when delineated.
+    """
+    signals = np.asarray(signals)
+    n = len(signals)
+    records = [str(r) for r in records] if records is not None else [str(i) for i in range(n)]
+    out = {
+        "mask": np.zeros((n, signals.shape[-1]), dtype=bool),
+        "leads_delineated": np.zeros(n, dtype=np.int64),
+        "qrs_complexes": np.zeros(n, dtype=np.int64),
+        "qrs_ms": np.full(n, np.nan),
+        "problem": np.array([""] * n, dtype=object),
+    }
+    for i in range(n):
+        nv = None if n_valid is None else int(n_valid[i])
+        try:
+            mask, leads, count = qrs_mask(
+                signals[i], fs_hz, records[i], method, min_lead_share, n_valid=nv
+            )
+        except ValueError as err:
+            out["problem"][i] = str(err)
+            continue
+        runs = run_lengths(mask)
+        out["mask"][i], out["leads_delineated"][i], out["qrs_complexes"][i] = mask, leads, count
+        out["qrs_ms"][i] = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
+    out["problem"] = out["problem"].astype(str)
+    return out
