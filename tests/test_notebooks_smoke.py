@@ -3,6 +3,9 @@
 Marked ``notebooks`` (part of ``make test``; deselect with ``-m "not notebooks"``). The pages
 run in the book's order into one temporary build folder, so later pages reuse the models the
 earlier ones trained, as in ``make book``; nothing is written into the repository's ``_build``.
+The data root is a slice of the real sample (links, not copies): every CPSC record and the first
+:data:`N_PTBXL` PTB-XL records at 100 Hz, with the complete metadata, so that a smoke run of all
+pages costs minutes, not the book's hour.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 #: (two training seeds exercise the pooled intervals).
 TINY = {
     "fs_hz": 100,
-    "window_s": 5,
+    "window_s": 3,
     "epochs": 1,
     "epochs_ours": 1,
     "n_seeds": 2,
@@ -43,6 +46,9 @@ WRITES = {
     "fig6-8_gradcam": ("gradcam_cases.csv",),
 }
 
+#: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.
+N_PTBXL = 150
+
 PAGES = [name.split("/")[-1] for name in toc_notebooks(REPO_ROOT / "_toc.yml")]
 
 
@@ -51,14 +57,34 @@ def build(tmp_path_factory):
     return tmp_path_factory.mktemp("smoke_build")
 
 
+@pytest.fixture(scope="module")
+def smoke_root(tmp_path_factory, data_root):
+    """A data root of links into the sample: all of CPSC 2018, PTB-XL's first records at 100 Hz."""
+    root = tmp_path_factory.mktemp("smoke_data")
+    (root / "cpsc2018").symlink_to(data_root / "cpsc2018", target_is_directory=True)
+    ptb = root / "ptb-xl"
+    ptb.mkdir()
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        (ptb / name).symlink_to(data_root / "ptb-xl" / name)
+    for ecg_id in range(1, N_PTBXL + 1):
+        folder = f"{ecg_id // 1000 * 1000:05d}"
+        (ptb / "records100" / folder).mkdir(parents=True, exist_ok=True)
+        for ext in (".hea", ".dat"):
+            name = f"{ecg_id:05d}_lr{ext}"
+            source = data_root / "ptb-xl" / "records100" / folder / name
+            if source.exists():
+                (ptb / "records100" / folder / name).symlink_to(source)
+    return root
+
+
 @pytest.mark.parametrize("stem", PAGES)
-def test_page_runs_on_tiny_parameters(stem, build, data_root):
+def test_page_runs_on_tiny_parameters(stem, build, smoke_root):
     import papermill as pm
 
     nb = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
     declared = pm.inspect_notebook(str(nb))
     params = {k: v for k, v in TINY.items() if k in declared}
-    params.update(data_root=str(data_root), build_dir=str(build), profile="smoke test")
+    params.update(data_root=str(smoke_root), build_dir=str(build), profile="smoke test")
     out = build / "src" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
