@@ -27,6 +27,7 @@ TINY = {
     "epochs": 1,
     "epochs_ours": 1,
     "n_seeds": 2,
+    "n_seeds_ours": 2,
     "n_boot": 20,
     "n_background": 6,
     "n_explained": 6,
