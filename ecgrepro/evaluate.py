@@ -19,6 +19,7 @@ from ecgrepro.metrics import (
     bootstrap_metrics,
     f1_optimal_thresholds,
     per_class_metrics,
+    percentile_interval,
 )
 from ecgrepro.train import Samples, predict_scores
 
@@ -199,10 +200,9 @@ def seed_pooled_table(
             for r, (s, t) in enumerate(runs)
         ]
     )
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    lo, hi = percentile_interval(boots, level)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(boots, q, axis=0)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (no AUC)
         mean, vmin, vmax = np.nanmean(points, 0), np.nanmin(points, 0), np.nanmax(points, 0)
         sd = np.nanstd(points, 0, ddof=1) if len(runs) > 1 else np.full(mean.shape, np.nan)
     names = list(CLASSES) + ["AVG"]
@@ -262,10 +262,7 @@ def difference_ci(
     diff = bootstrap_metrics(*first, n_boot=n_boot, seed=seed) - bootstrap_metrics(
         *second, n_boot=n_boot, seed=seed if paired else seed + 1
     )
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(diff, q, axis=0)
+    lo, hi = percentile_interval(diff, level)
     rows = [
         (c, m, point.at[c, m], lo[i, j], hi[i, j])
         for i, c in enumerate(point.index)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ecgrepro.data import ECGDataset
 from ecgrepro.evaluate import confusion_counts, difference_ci, table_with_ci
-from ecgrepro.metrics import METRICS, bootstrap_metrics, per_class_metrics
+from ecgrepro.metrics import METRICS, bootstrap_metrics, per_class_metrics, percentile_interval
 from ecgrepro.pipeline import TrainedModel, split_scores, validation_thresholds
 
 #: PTB-XL test sets of the labels page: the official test fold, and every record present
@@ -225,7 +225,6 @@ def share_closed(
         raise ValueError(
             f"original and model differ in records: {len(original[0])}, {len(model[0])}"
         )
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     boot = {
         "ref": bootstrap_metrics(*reference, n_boot=n_boot, seed=seed)[:, -1],
         "orig": bootstrap_metrics(*original, n_boot=n_boot, seed=seed + 1)[:, -1],
@@ -245,9 +244,8 @@ def share_closed(
         )
         gap0 = point["ref"][metric] - point["orig"][metric]
         imp0 = point["model"][metric] - point["orig"][metric]
-        lo_i, hi_i = np.nanpercentile(improvement, q)
-        defined = np.isfinite(share)
-        lo_s, hi_s = np.percentile(share[defined], q) if defined.any() else (np.nan, np.nan)
+        lo_i, hi_i = percentile_interval(improvement, level, axis=None)
+        lo_s, hi_s = percentile_interval(share, level, axis=None)  # NaN: no gap in that resample
         rows.append(
             {
                 "metric": metric,
@@ -257,7 +255,7 @@ def share_closed(
                 "share": imp0 / gap0 if gap0 > 0 else np.nan,
                 "share_ci_low": lo_s,
                 "share_ci_high": hi_s,
-                "share_undefined": int((~defined).sum()),
+                "share_undefined": int(np.isnan(share).sum()),
             }
         )
     return pd.DataFrame(rows)

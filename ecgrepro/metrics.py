@@ -212,6 +212,32 @@ def bootstrap_metrics(
     return out
 
 
+def percentile_interval(
+    samples: np.ndarray, level: float = 0.95, axis: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval of bootstrap samples, ignoring NaN (undefined) resamples.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        Bootstrap values, resamples along ``axis``.
+    level : float
+        Coverage (0.95: the 2.5th and 97.5th percentiles).
+    axis : int or None
+        Axis of the resamples.
+
+    Returns
+    -------
+    low, high : numpy.ndarray (or float)
+        NaN where no resample defines the value (numpy's warning is silenced).
+    """
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(samples, q, axis=axis)
+    return lo, hi
+
+
 def bootstrap_ci(
     y_true: np.ndarray,
     scores: np.ndarray,
@@ -242,12 +268,9 @@ def bootstrap_ci(
         NaN where no resample defines the metric.
     """
     boot = bootstrap_metrics(y_true, scores, thresholds, n_boot, seed)
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     rows = []
     names = list(classes) + ["AVG"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(boot, q, axis=0)
+    lo, hi = percentile_interval(boot, level)
     for i, c in enumerate(names):
         for j, m in enumerate(METRICS):
             rows.append((c, m, lo[i, j], hi[i, j]))
