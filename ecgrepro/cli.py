@@ -202,11 +202,19 @@ def page_times_markdown(times: dict[str, float], pages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_book(build_dir: Path) -> Path:
+def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     """Copy the book's sources beside the executed notebooks; vendor MathJax.
 
     Also writes ``book/page_times.md`` into the staged sources: the time per
     page from ``tables/page_times.csv``, which the reproduction notes include.
+
+    Parameters
+    ----------
+    build_dir : pathlib.Path
+        The build folder; the executed notebooks are in ``build_dir / "src" / "notebooks"``.
+    mathjax : bool
+        Copy the vendored MathJax into ``_static`` (False only for the smoke test's build,
+        whose HTML nobody opens).
 
     Returns
     -------
@@ -216,7 +224,7 @@ def stage_book(build_dir: Path) -> Path:
     Raises
     ------
     FileNotFoundError
-        If the vendored MathJax (``_build/vendor/mathjax/es5``, fetched by
+        If ``mathjax`` and the vendored MathJax (``_build/vendor/mathjax/es5``, fetched by
         ``make book`` from npm ``mathjax@3``) is missing.
     """
     src = build_dir / "src"
@@ -227,12 +235,15 @@ def stage_book(build_dir: Path) -> Path:
     pages = [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
     times = page_times_markdown(read_page_times(build_dir / "tables" / "page_times.csv"), pages)
     (src / "book" / "page_times.md").write_text(times)
-    mathjax = build_dir / "vendor" / "mathjax" / "es5"
-    if not (mathjax / "tex-svg.js").is_file():
+    (src / "_static").mkdir(exist_ok=True)
+    if not mathjax:
+        return src
+    vendored = build_dir / "vendor" / "mathjax" / "es5"
+    if not (vendored / "tex-svg.js").is_file():
         raise FileNotFoundError(
-            f"vendored MathJax not found at {mathjax}; run `make vendor` (npm pack mathjax@3)"
+            f"vendored MathJax not found at {vendored}; run `make vendor` (npm pack mathjax@3)"
         )
-    shutil.copytree(mathjax, src / "_static" / "mathjax", dirs_exist_ok=True)
+    shutil.copytree(vendored, src / "_static" / "mathjax", dirs_exist_ok=True)
     return src
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ecgrepro.cli import toc_notebooks
+from ecgrepro.cli import build_html, stage_book, toc_notebooks
 from ecgrepro.config import REPO_ROOT
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -86,7 +86,7 @@ def test_page_runs_on_tiny_parameters(stem, build, smoke_root):
     declared = pm.inspect_notebook(str(nb))
     params = {k: v for k, v in TINY.items() if k in declared}
     params.update(data_root=str(smoke_root), build_dir=str(build), profile="smoke test")
-    out = build / "src" / f"{stem}.ipynb"
+    out = build / "src" / "notebooks" / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pm.execute_notebook(
@@ -101,3 +101,14 @@ def test_page_runs_on_tiny_parameters(stem, build, smoke_root):
     written = {p.name for p in build.rglob("*.*") if p.is_file() and p.stat().st_mtime >= t0 - 1}
     missing = [f for f in WRITES.get(stem, ()) if f not in written]
     assert not missing, f"{stem} did not write {missing}"
+
+
+def test_the_book_builds_with_warnings_as_errors(build):
+    """``jupyter-book build -W`` on the pages just executed: what fails ``make book`` after an
+    hour (a broken cross-page glue, a missing figure) fails here in a minute."""
+    executed = [build / "src" / "notebooks" / f"{stem}.ipynb" for stem in PAGES]
+    if not all(nb.is_file() for nb in executed):
+        pytest.skip("runs after every page of this module has executed")
+    src = stage_book(build, mathjax=False)
+    build_html(src, build)  # raises CalledProcessError on any warning
+    assert (build / "_build" / "html" / "book" / "intro.html").is_file()

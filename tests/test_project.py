@@ -1,6 +1,7 @@
 """The project's wiring: data-root discovery, profiles, notebooks, book configuration."""
 
 import json
+import re
 
 import pytest
 
@@ -137,3 +138,32 @@ def test_every_page_has_an_entry_in_every_profile_with_the_published_labels():
             if "label_mapping" in declared:
                 assert declared["label_mapping"]["default"] == '"published"', stem
                 assert params["label_mapping"] == "published", (profile, stem)
+
+
+#: A cross-page glue reference in a Markdown page: ``{glue:text}`../notebooks/x.ipynb::key:s```.
+CROSS_GLUE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]*::[^`]*)`")
+
+
+def test_cross_page_glue_names_a_notebook_file_a_glued_key_and_a_format():
+    """myst-nb resolves ``path::key`` only with the file's extension, and splits a final
+    ``:spec`` off as the format: without one, ``path::key`` is read as key ``path:`` and the
+    build fails under ``-W`` (as CI did on 36aec39)."""
+    refs = []
+    for page in sorted((REPO_ROOT / "book").glob("*.md")):
+        for ref in CROSS_GLUE.findall(page.read_text()):
+            refs.append((page.name, ref))
+    assert refs, "the book's Markdown pages glue numbers from the notebooks"
+    for page, ref in refs:
+        path, _, rest = ref.partition("::")
+        key, sep, fmt = rest.rpartition(":")
+        assert sep and key and fmt, f"{page}: {ref!r} needs a format spec, e.g. '::key:s'"
+        target = (REPO_ROOT / "book" / path).resolve()
+        assert target.suffix == ".ipynb" and target.is_file(), f"{page}: {path} is not a notebook"
+        source = "".join(
+            "".join(cell["source"]) for cell in json.loads(target.read_text())["cells"]
+        )
+        glued = [
+            re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(name))  # f-string keys as patterns
+            for name in re.findall(r'glue\(f?"([^"]+)"', source)
+        ]
+        assert any(re.fullmatch(g, key) for g in glued), f"{page}: {target.name} glues no {key!r}"
