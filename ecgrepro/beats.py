@@ -270,3 +270,138 @@ def delineate_records(
         out["qrs_ms"][i] = float(np.median(runs) * 1000 / fs_hz) if len(runs) else np.nan
     out["problem"] = out["problem"].astype(str)
     return out
+
+
+#: Waves whose bounds :func:`wave_windows_ms` delineates: (name, onset key, offset key) of
+#: ``neurokit2.ecg_delineate``'s output.
+WAVES = (
+    ("P", "ECG_P_Onsets", "ECG_P_Offsets"),
+    ("QRS", "ECG_R_Onsets", "ECG_R_Offsets"),
+    ("T", "ECG_T_Onsets", "ECG_T_Offsets"),
+)
+
+
+def wave_windows_ms(
+    lead: np.ndarray,
+    fs_hz: float,
+    n_valid: int | None = None,
+    record: str = "record",
+    method: str = "prominence",
+    min_share: float = 0.5,
+) -> tuple[dict[str, tuple[float, float]], np.ndarray]:
+    """The P, QRS and T windows of a record's average beat, in ms from the R peak.
+
+    One lead (lead II in the book) is cleaned, its R peaks found and each beat
+    delineated by neurokit2 (``ecg_delineate``, ``method``). A wave's window is
+    the median, over the beats where both its onset and offset were found, of
+    (onset - R) and (offset - R). A wave found in fewer than ``min_share`` of
+    the beats has no window (NaN, NaN): on a record in atrial fibrillation the
+    P wave is usually not found, and then it has none. Only the last
+    ``n_valid`` samples (the signal, not the front padding) are read.
+
+    Parameters
+    ----------
+    lead : numpy.ndarray, shape (n_samples,), mV
+    fs_hz : float
+        Sampling frequency, Hz.
+    n_valid : int, optional
+        Samples of signal at the end of the input. None: all.
+    record : str
+        Record name, for error messages.
+    method : str
+        ``ecg_delineate`` method.
+    min_share : float
+        Share of the beats in which a wave must be delineated, in (0, 1].
+
+    Returns
+    -------
+    windows : dict of str -> (float, float)
+        ``"P"``, ``"QRS"``, ``"T"`` -> (start, end) in ms relative to the R peak.
+    r_peaks : numpy.ndarray of int
+        The R peaks, sample indices in the input (padding included).
+
+    Raises
+    ------
+    ValueError
+        If the lead holds NaN, is flat or has fewer than 2 R peaks; the message
+        names the record.
+    """
+    import neurokit2 as nk
+
+    lead = _as_leads(lead, record)[0]
+    start = len(lead) - int(valid_mask(len(lead), n_valid).sum())
+    seg = lead[start:]
+    if np.ptp(seg) == 0:
+        raise ValueError(f"{record}: the lead is flat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            clean = nk.ecg_clean(seg, sampling_rate=fs_hz)
+            _, info = nk.ecg_peaks(clean, sampling_rate=fs_hz)
+            peaks = np.asarray(info["ECG_R_Peaks"], dtype=int)
+            if len(peaks) < 2:
+                raise ValueError("fewer than 2 R peaks")
+            _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
+        except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
+            raise ValueError(f"{record}: {err}") from err
+    windows = {}
+    for name, on_key, off_key in WAVES:
+        on = np.asarray(waves[on_key], dtype=float)[: len(peaks)]
+        off = np.asarray(waves[off_key], dtype=float)[: len(peaks)]
+        ok = np.isfinite(on) & np.isfinite(off) & (off > on)
+        if ok.sum() < min_share * len(peaks):
+            windows[name] = (np.nan, np.nan)
+            continue
+        r = peaks[: len(on)][ok]
+        windows[name] = (
+            float(np.median(on[ok] - r) * 1000 / fs_hz),
+            float(np.median(off[ok] - r) * 1000 / fs_hz),
+        )
+    return windows, peaks + start
+
+
+def beat_windows(
+    signal: np.ndarray,
+    r_peaks: np.ndarray,
+    fs_hz: float,
+    before_ms: float = 250.0,
+    after_ms: float = 450.0,
+    n_valid: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed R-peak-aligned windows of a signal: the beats of an average beat.
+
+    The window runs from ``before_ms`` before to ``after_ms`` after each R
+    peak, whatever the heart rate. A beat whose window reaches outside the
+    record's valid samples (into the front padding or past the end) is left out.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray, shape (n_channels, n_samples)
+        ECG leads (mV) or any per-sample map of the same shape (relevance).
+    r_peaks : numpy.ndarray of int
+        R peaks, sample indices in the input.
+    fs_hz : float
+        Sampling frequency, Hz.
+    before_ms, after_ms : float
+        Window bounds, ms (-250 to +450 in the book, after Bender et al.).
+    n_valid : int, optional
+        Samples of signal at the end of the input. None: all.
+
+    Returns
+    -------
+    beats : numpy.ndarray, shape (n_beats, n_channels, n_window)
+        ``n_window = round(before_ms * fs / 1000) + round(after_ms * fs / 1000) + 1``.
+    offsets_ms : numpy.ndarray, shape (n_window,), float
+        Time of each window sample relative to the R peak, ms.
+    """
+    signal = np.asarray(signal)
+    n_samples = signal.shape[-1]
+    first = n_samples - int(valid_mask(n_samples, n_valid).sum())
+    pre, post = round(before_ms * fs_hz / 1000), round(after_ms * fs_hz / 1000)
+    keep = [int(r) for r in np.asarray(r_peaks) if r - pre >= first and r + post < n_samples]
+    beats = (
+        np.stack([signal[..., r - pre : r + post + 1] for r in keep])
+        if keep
+        else (np.zeros((0, *signal.shape[:-1], pre + post + 1), dtype=signal.dtype))
+    )
+    return beats, np.arange(-pre, post + 1) * 1000.0 / fs_hz

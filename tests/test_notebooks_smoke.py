@@ -34,6 +34,8 @@ TINY = {
     "nsamples": 4,
     "n_per_class": 1,
     "exact_per_panel": 1,
+    "n_steps": 2,
+    "n_per_group": 1,
     "device": "cpu",
 }
 
@@ -45,6 +47,12 @@ WRITES = {
     "labels_and_the_gap": ("label_audit.csv", "table2_labels.csv", "table3_rhythm_aware.csv"),
     "fig2-5_shap_per_lead": ("shap_per_lead.csv",),
     "fig6-8_gradcam": ("gradcam_cases.csv",),
+    "companion_a_relevance": (
+        "relevance_classes.csv",
+        "relevance_leads.csv",
+        "relevance_beats.csv",
+        "companion_a_classes.png",
+    ),
 }
 
 #: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.
