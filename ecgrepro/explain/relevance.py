@@ -192,13 +192,14 @@ def lrp(
     target: int | np.ndarray,
     composite: str = "epsilon_plus_flat",
     epsilon: float = 1e-6,
+    low: float | None = None,
+    high: float | None = None,
+    batch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
     """LRP relevance of one class logit for each input sample (zennit).
 
     The relevance starts as the target logit itself (so that, were the rules
-    conservative, each record's relevance would sum to its logit) and is
-    propagated one record at a time: the z-box bounds of ``epsilon_gamma_box``
-    are that record's minimum and maximum, in mV.
+    conservative, each record's relevance would sum to its logit).
 
     Parameters
     ----------
@@ -210,6 +211,12 @@ def lrp(
     composite : {"epsilon_plus_flat", "epsilon_gamma_box", "epsilon"}
         See :func:`make_composite`.
     epsilon : float
+    low, high : float, optional
+        The z-box bounds of ``epsilon_gamma_box``, mV: the input domain. Default:
+        the minimum and maximum of ``x`` (all records of the call, so that a
+        record's relevance does not depend on the records batched with it).
+    batch_size : int
+        Records per backward pass.
 
     Returns
     -------
@@ -226,19 +233,22 @@ def lrp(
     """
     x = np.asarray(x, dtype=np.float32)
     targets = np.broadcast_to(np.asarray(target), (len(x),)).astype(int)
+    low = float(x.min()) if low is None else low
+    high = float(x.max()) if high is None else high
     device = next(model.parameters()).device
     rel, logits = [], []
-    for i in range(len(x)):
-        xi = torch.as_tensor(x[i : i + 1], device=device).requires_grad_(True)
-        comp = make_composite(composite, float(x[i].min()), float(x[i].max()), epsilon)
-        with comp.context(model) as modified:
-            out = modified(xi)
+    for s in range(0, len(x), batch_size):
+        xb = torch.as_tensor(x[s : s + batch_size], device=device).requires_grad_(True)
+        rows = torch.arange(len(xb), device=device)
+        tb = torch.as_tensor(targets[s : s + batch_size], device=device)
+        with make_composite(composite, low, high, epsilon).context(model) as modified:
+            out = modified(xb)
             seed = torch.zeros_like(out)
-            seed[0, targets[i]] = out[0, targets[i]].detach()
-            (grad,) = torch.autograd.grad(out, xi, grad_outputs=seed)
+            seed[rows, tb] = out[rows, tb].detach()
+            (grad,) = torch.autograd.grad(out, xb, grad_outputs=seed)
         rel.append(grad.detach().cpu().numpy().astype(np.float32))
-        logits.append(float(out[0, targets[i]].detach()))
-    return np.concatenate(rel), np.asarray(logits)
+        logits.append(out[rows, tb].detach().cpu().numpy().astype(float))
+    return np.concatenate(rel), np.concatenate(logits)
 
 
 def canonizer_check(model: nn.Module, x: np.ndarray | torch.Tensor) -> dict[str, float]:
@@ -487,6 +497,7 @@ def relevance_summary(
         raise ValueError(f"unknown relevance methods {sorted(unknown)}; known: {METHODS}")
     x = np.asarray(x, dtype=np.float32)
     n, n_leads, n_samples = x.shape
+    low, high = float(x.min()), float(x.max())  # z-box bounds: the explained records' range, mV
     _, offsets = beat_windows(x[0], np.array([], dtype=int), fs_hz, before_ms, after_ms)
     length = len(offsets)
     out: dict[str, np.ndarray] = {
@@ -530,7 +541,7 @@ def relevance_summary(
                     rel, delta = integrated_gradients(model, xb, t, n_steps, batch_size=chunk)
                     check[s : s + len(xb)] = delta
                 else:
-                    rel, lg = lrp(model, xb, t, m.removeprefix("lrp_"))
+                    rel, lg = lrp(model, xb, t, m.removeprefix("lrp_"), low=low, high=high)
                     with np.errstate(divide="ignore", invalid="ignore"):
                         check[s : s + len(xb)] = rel.reshape(len(xb), -1).sum(1) / lg
                 mask = valid_masks(nv, n_samples)[:, None, :]
