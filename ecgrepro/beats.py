@@ -82,6 +82,16 @@ def _as_leads(signal: np.ndarray, record: str) -> np.ndarray:
     return signal
 
 
+def _valid_segment(lead: np.ndarray, n_valid: int | None, record: str) -> tuple[np.ndarray, int]:
+    """One lead's valid samples and where they start; ValueError naming the record if flat."""
+    lead = _as_leads(lead, record)[0]
+    start = len(lead) - int(valid_mask(len(lead), n_valid).sum())
+    seg = lead[start:]
+    if np.ptp(seg) == 0:
+        raise ValueError(f"{record}: the lead is flat")
+    return seg, start
+
+
 def r_peaks(
     lead: np.ndarray, fs_hz: float, n_valid: int | None = None, record: str = "record"
 ) -> np.ndarray:
@@ -109,11 +119,7 @@ def r_peaks(
     """
     import neurokit2 as nk
 
-    lead = _as_leads(lead, record)[0]
-    start = len(lead) - int(valid_mask(len(lead), n_valid).sum())
-    seg = lead[start:]
-    if np.ptp(seg) == 0:
-        raise ValueError(f"{record}: the lead is flat")
+    seg, start = _valid_segment(lead, n_valid, record)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -328,11 +334,7 @@ def wave_windows_ms(
     """
     import neurokit2 as nk
 
-    lead = _as_leads(lead, record)[0]
-    start = len(lead) - int(valid_mask(len(lead), n_valid).sum())
-    seg = lead[start:]
-    if np.ptp(seg) == 0:
-        raise ValueError(f"{record}: the lead is flat")
+    seg, start = _valid_segment(lead, n_valid, record)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
