@@ -50,8 +50,8 @@ def valid_mask(n_samples: int, n_valid: int | None = None) -> np.ndarray:
     return np.arange(n_samples) >= n_samples - n_valid
 
 
-def _lead_qrs(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, list]:
-    """R peaks and (onset, offset) pairs of one lead; raises ValueError on a failure."""
+def _delineate(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, dict]:
+    """R peaks and neurokit2's ``ecg_delineate`` waves of one lead; ValueError on a failure."""
     import neurokit2 as nk  # imported here: it takes a second and only the delineation needs it
 
     with warnings.catch_warnings():
@@ -65,10 +65,15 @@ def _lead_qrs(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, 
             if len(peaks) < 2:
                 raise ValueError("fewer than 2 R peaks")
             _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
-            bounds = list(zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True))
         except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
             raise ValueError(str(err)) from err
-    return peaks, bounds
+    return peaks, waves
+
+
+def _lead_qrs(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, list]:
+    """R peaks and (onset, offset) pairs of one lead; raises ValueError on a failure."""
+    peaks, waves = _delineate(lead, fs_hz, method)
+    return peaks, list(zip(waves["ECG_R_Onsets"], waves["ECG_R_Offsets"], strict=True))
 
 
 def _as_leads(signal: np.ndarray, record: str) -> np.ndarray:
@@ -332,20 +337,11 @@ def wave_windows_ms(
         If the lead holds NaN, is flat or has fewer than 2 R peaks; the message
         names the record.
     """
-    import neurokit2 as nk
-
     seg, start = _valid_segment(lead, n_valid, record)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            clean = nk.ecg_clean(seg, sampling_rate=fs_hz)
-            _, info = nk.ecg_peaks(clean, sampling_rate=fs_hz)
-            peaks = np.asarray(info["ECG_R_Peaks"], dtype=int)
-            if len(peaks) < 2:
-                raise ValueError("fewer than 2 R peaks")
-            _, waves = nk.ecg_delineate(clean, peaks, sampling_rate=fs_hz, method=method)
-        except Exception as err:  # neurokit2 raises bare ValueError/IndexError on odd leads
-            raise ValueError(f"{record}: {err}") from err
+    try:
+        peaks, waves = _delineate(seg, fs_hz, method)
+    except ValueError as err:
+        raise ValueError(f"{record}: {err}") from err
     windows = {}
     for name, on_key, off_key in WAVES:
         on = np.asarray(waves[on_key], dtype=float)[: len(peaks)]
