@@ -144,3 +144,64 @@ def resnet34(
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LeadLSTM(nn.Module):
+    """A small LSTM classifier over one lead (Companion B's kind of model; not in the main paper).
+
+    The lead is average-pooled to ``rate_hz`` (100 Hz by default, whatever the
+    input rate), read by a one-layer ``nn.LSTM``, and its last hidden state is
+    mapped to the class logits. Leading zero-padding passes through the LSTM
+    as zeros before the record starts, as in the ResNet's input.
+
+    Parameters
+    ----------
+    fs_hz : float
+        Input sampling frequency, Hz; must be a multiple of ``rate_hz``.
+    lead : str
+        The lead read (``"II"`` by default), one of :data:`ecgrepro.config.LEADS`.
+    hidden : int
+        LSTM hidden units.
+    num_classes : int
+        Outputs.
+    rate_hz : float
+        Rate the LSTM runs at, Hz.
+    n_samples : int, optional
+        Input length it is trained at (recorded only).
+
+    Raises
+    ------
+    ValueError
+        If ``lead`` is not a standard lead or ``fs_hz`` is not a multiple of ``rate_hz``.
+
+    Notes
+    -----
+    Input ``(batch, 12, n_samples)`` float32 in mV (only ``lead`` is read);
+    output ``(batch, num_classes)`` logits.
+    """
+
+    def __init__(
+        self,
+        fs_hz: float = 100.0,
+        lead: str = "II",
+        hidden: int = 64,
+        num_classes: int = len(CLASSES),
+        rate_hz: float = 100.0,
+        n_samples: int | None = None,
+    ):
+        super().__init__()
+        if lead not in LEADS:
+            raise ValueError(f"lead must be one of {', '.join(LEADS)}, got {lead!r}")
+        factor = fs_hz / rate_hz
+        if factor < 1 or abs(factor - round(factor)) > 1e-9:
+            raise ValueError(f"fs_hz ({fs_hz:g} Hz) must be a multiple of rate_hz ({rate_hz:g} Hz)")
+        self.fs_hz, self.n_samples, self.lead = fs_hz, n_samples, LEADS.index(lead)
+        self.pool = nn.AvgPool1d(int(round(factor))) if round(factor) > 1 else nn.Identity()
+        self.lstm = nn.LSTM(1, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, 12, n_samples) float32, mV -> logits (batch, num_classes)."""
+        seq = self.pool(x[:, self.lead : self.lead + 1])  # (batch, 1, n_steps)
+        _, (h, _) = self.lstm(seq.transpose(1, 2))
+        return self.fc(h[-1])

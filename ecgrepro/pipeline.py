@@ -35,7 +35,7 @@ import torch
 from ecgrepro.config import REPO_ROOT, find_data_root
 from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
 from ecgrepro.metrics import f1_optimal_thresholds
-from ecgrepro.models import ResNet1d, resnet34
+from ecgrepro.models import LeadLSTM, ResNet1d, resnet34
 from ecgrepro.train import Samples, TrainResult, predict_scores, select_device, train_model
 
 #: Bump when a change to data preparation, the model or the training loop changes the weights.
@@ -59,6 +59,9 @@ class TrainingSpec:
         Datasets whose training records are augmented.
     epochs, batch_size, lr, seed
         As :func:`ecgrepro.train.train_model`.
+    arch : str
+        ``resnet34`` (the paper's model) or ``lstm_<lead>`` (Companion B's
+        :class:`ecgrepro.models.LeadLSTM` on one lead, e.g. ``lstm_II``).
     """
 
     name: str
@@ -69,6 +72,23 @@ class TrainingSpec:
     batch_size: int = 32
     lr: float = 1e-4
     seed: int = 0
+    arch: str = "resnet34"
+
+
+def build_model(arch: str, fs_hz: float, n_samples: int, num_classes: int) -> torch.nn.Module:
+    """A fresh model of one architecture (see :attr:`TrainingSpec.arch`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture.
+    """
+    if arch == "resnet34":
+        return resnet34(fs_hz=fs_hz, n_samples=n_samples, num_classes=num_classes)
+    if arch.startswith("lstm_"):
+        lead = arch.removeprefix("lstm_")
+        return LeadLSTM(fs_hz, lead, num_classes=num_classes, n_samples=n_samples)
+    raise ValueError(f"unknown architecture {arch!r}: resnet34 or lstm_<lead>")
 
 
 def paper_specs(
@@ -114,6 +134,26 @@ def paper_specs(
     }
 
 
+def lstm_spec(
+    lead: str = "II", epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, seed: int = 0
+) -> TrainingSpec:
+    """Companion B's kind of model: an LSTM over one lead, trained on the same data as Ours_2.
+
+    It trains on the CPSC 2018 and PTB-XL train folds, augmenting the PTB-XL
+    records as Ours_2 does, with its own epochs and learning rate (an LSTM
+    learns slowly at the ResNet's 1e-4). Its name is ``lstm_<lead>``; add it
+    to :attr:`Pipeline.specs` and ask :meth:`Pipeline.model` for it.
+
+    Returns
+    -------
+    TrainingSpec
+    """
+    name = f"lstm_{lead}"
+    return TrainingSpec(
+        name, ("cpsc", "ptbxl"), None, ("ptbxl",), epochs, batch_size, lr, seed, arch=name
+    )
+
+
 def artifact_key(
     spec: TrainingSpec, datasets: dict[str, ECGDataset], device: str, parent_key: str | None = None
 ) -> str:
@@ -137,8 +177,11 @@ def artifact_key(
     used = {
         n: (datasets[n].data_key, datasets[n].fs_hz, datasets[n].n_samples) for n in spec.train_on
     }
+    spec_fields = asdict(spec)
+    if spec_fields["arch"] == "resnet34":
+        del spec_fields["arch"]  # ResNet artifacts keep the keys they had before arch existed
     payload = {
-        "spec": asdict(spec),
+        "spec": spec_fields,
         "data": used,
         "device": device,
         "parent": parent_key,
@@ -169,7 +212,7 @@ class TrainedModel:
     Attributes
     ----------
     spec : TrainingSpec
-    model : ResNet1d
+    model : ResNet1d or LeadLSTM
         In eval mode, holding the best-validation weights.
     key : str
         Artifact key (:func:`artifact_key`).
@@ -185,7 +228,7 @@ class TrainedModel:
     """
 
     spec: TrainingSpec
-    model: ResNet1d
+    model: ResNet1d | LeadLSTM
     key: str
     folder: Path
     log: pd.DataFrame
@@ -252,7 +295,7 @@ def get_model(
     key = artifact_key(spec, datasets, device.type, parent.key if parent else None)
     folder = Path(artifacts_dir) / f"{spec.name}-{key}"
     torch.manual_seed(spec.seed)  # the initial weights, when training
-    model = resnet34(fs_hz=ref.fs_hz, n_samples=ref.n_samples)
+    model = build_model(spec.arch, ref.fs_hz, ref.n_samples, ref.y.shape[1])
     if (folder / "meta.json").is_file() and not retrain:
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
         meta = json.loads((folder / "meta.json").read_text())

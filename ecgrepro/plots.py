@@ -217,6 +217,7 @@ def gradcam_figure(
     qrs: np.ndarray | None = None,
     cmap: str = "YlOrRd",
     n_valid: int | None = None,
+    labels: dict | None = None,
 ):
     """A 12-lead record with Grad-CAM maps as coloured bands under each trace (Figures 6-8).
 
@@ -226,10 +227,11 @@ def gradcam_figure(
         Leads in :data:`ecgrepro.config.LEADS` order.
     fs_hz : float
         Sampling frequency, Hz (the time axis is in seconds).
-    maps : dict of str -> numpy.ndarray, shape (n_samples,)
+    maps : dict of str -> numpy.ndarray, shape (n_samples,) or (12, n_samples)
         Column title -> (thresholded) non-negative map; one column per entry,
         each drawn on its own scale (its smallest non-zero value to its
-        maximum) under every lead; zeros blank.
+        maximum); zeros blank. A map over time is drawn under every lead, a
+        per-lead map (a deletion mask) under its own lead.
     title : str
     qrs : numpy.ndarray of bool, shape (n_samples,), optional
         QRS samples (:func:`ecgrepro.explain.qrs_mask`), shaded light grey.
@@ -238,6 +240,8 @@ def gradcam_figure(
     n_valid : int, optional
         Valid samples (the last ``n_valid``); the front padding before them is
         hatched, so that it is not read as a flat signal.
+    labels : dict of str -> str, optional
+        Colour-bar label per column title (default "Grad-CAM (logit units)").
 
     Returns
     -------
@@ -258,7 +262,7 @@ def gradcam_figure(
     )
     for col, (name, cam) in enumerate(maps.items()):
         cam = np.asarray(cam, dtype=float)
-        band = np.ma.masked_less_equal(cam[None, :], 0)
+        bands = np.ma.masked_less_equal(cam if cam.ndim == 2 else cam[None, :], 0)
         vmax = cam.max() if cam.max() > 0 else 1.0
         vmin = cam[cam > 0].min() if (cam > 0).sum() > 1 else 0.0  # thresholded: the cut
         for lead in range(n_leads):
@@ -281,7 +285,7 @@ def gradcam_figure(
                     zorder=0,
                 )
             im = ax.imshow(
-                band,
+                bands[lead : lead + 1] if cam.ndim == 2 else bands,
                 extent=(t[0], t[-1] + 1 / fs_hz, bottom, lo - 0.1 * span),
                 aspect="auto",
                 cmap=cmap,
@@ -300,7 +304,8 @@ def gradcam_figure(
         axes[0, col].set_title(name + zero, fontsize=9, color="C3" if zero else "k")
         axes[-1, col].set_xlabel("time (s)")
         if cam.max() > 0:
-            fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label="Grad-CAM (logit units)")
+            label = (labels or {}).get(name, "Grad-CAM (logit units)")
+            fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label=label)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

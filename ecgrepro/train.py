@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +145,22 @@ def augment(
             signal = np.arange(length)[None, :] >= first[:, None]
             x[shift] += offset * signal[:, None, :]
     return x
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op CPU threads, then restore the previous number.
+
+    An LSTM's thousand small sequential steps run faster on one thread than on
+    two (measured: ~0.6 s against ~1 s per batch of 32 records of 1,000 steps,
+    2 cores), and much faster when another process shares the cores.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def select_device(device: str = "auto") -> torch.device:

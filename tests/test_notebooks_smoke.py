@@ -36,6 +36,8 @@ TINY = {
     "exact_per_panel": 1,
     "n_steps": 2,
     "n_per_group": 1,
+    "n_iter": 3,
+    "lstm_epochs": 1,
     "device": "cpu",
 }
 
@@ -53,6 +55,7 @@ WRITES = {
         "relevance_beats.csv",
         "companion_a_classes.png",
     ),
+    "companion_b_deletion_mask": ("deletion_mask_cases.csv", "companion_b_lstm.png"),
 }
 
 #: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.

@@ -409,3 +409,51 @@ def select_cases(
             "fallback": fallback,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def figure_cases(pipe, model: str = "ours2", seed: int = 0) -> dict:
+    """The case records of Figures 6-8 for one model of a book page's pipeline.
+
+    The Figs 6-8 page and the Companion B page draw the same records: the
+    model's combined test set (CPSC 2018's test fold, then PTB-XL's), its
+    validation thresholds, and :func:`select_cases` with the raw statements'
+    eligibility (:func:`case_eligibility`).
+
+    Parameters
+    ----------
+    pipe : ecgrepro.pipeline.Pipeline
+    model : str
+        Model name (``ours2`` in the paper's figures).
+    seed : int
+        Breaks ties between equally confident records.
+
+    Returns
+    -------
+    dict
+        ``cases`` (:func:`select_cases`'s frame plus ``statements``, the raw
+        SCP statements of PTB-XL records), ``test`` (the
+        :class:`~ecgrepro.train.Samples`), ``scores`` (n_test, 9),
+        ``thresholds`` (9,), ``names`` (``dataset/record`` per test record)
+        and ``test_records`` (the datasets' record rows, in test order).
+    """
+    datasets = pipe.datasets
+    thresholds = pipe.thresholds(model)
+    test, scores = pipe.test_scores(model, test_set="combined")
+    parts = [datasets[d].records[datasets[d].records.split == "test"] for d in ("cpsc", "ptbxl")]
+    names = [f"{d}/{r}" for d, p in zip(("cpsc", "ptbxl"), parts, strict=True) for r in p.record]
+    test_records = pd.concat(parts, ignore_index=True)
+    codes = test_records.get("scp_codes", pd.Series([None] * len(test_records)))
+    raw = [c if isinstance(c, dict) else None for c in codes]
+    eligible = case_eligibility(raw, list(test_records.classes))
+    cases = select_cases(test.y, scores, thresholds, names, seed=seed, eligible=eligible)
+    cases["statements"] = [
+        raw_statements_text(raw[r], test_records.classes[r]) if r >= 0 else "" for r in cases.row
+    ]
+    return {
+        "cases": cases,
+        "test": test,
+        "scores": scores,
+        "thresholds": thresholds,
+        "names": names,
+        "test_records": test_records,
+    }
