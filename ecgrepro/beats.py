@@ -403,3 +403,57 @@ def beat_windows(
         else (np.zeros((0, *signal.shape[:-1], pre + post + 1), dtype=signal.dtype))
     )
     return beats, np.arange(-pre, post + 1) * 1000.0 / fs_hz
+
+
+#: Codes of :func:`wave_labels`: each valid sample is in a P wave, a QRS complex, a T wave, or
+#: none of them ("other": the TP, PR and ST segments, and beats whose waves were not found).
+WAVE_CODES = {"P": 0, "QRS": 1, "T": 2, "other": 3}
+
+
+def wave_labels(
+    lead: np.ndarray,
+    fs_hz: float,
+    n_valid: int | None = None,
+    record: str = "record",
+    method: str = "prominence",
+) -> np.ndarray:
+    """Which wave each sample of one lead is in, from neurokit2's delineation of every beat.
+
+    Parameters
+    ----------
+    lead : numpy.ndarray, shape (n_samples,), mV
+        One lead (lead II in the book).
+    fs_hz : float
+        Sampling frequency, Hz.
+    n_valid : int, optional
+        Samples of signal at the end of the input. None: all.
+    record : str
+        Record name, for error messages.
+    method : str
+        ``ecg_delineate`` method.
+
+    Returns
+    -------
+    numpy.ndarray of int8, shape (n_samples,)
+        :data:`WAVE_CODES` per sample; -1 in the front padding.
+
+    Raises
+    ------
+    ValueError
+        If the lead holds NaN, is flat or has fewer than 2 R peaks; the message
+        names the record.
+    """
+    seg, start = _valid_segment(lead, n_valid, record)
+    try:
+        _, waves = _delineate(seg, fs_hz, method)
+    except ValueError as err:
+        raise ValueError(f"{record}: {err}") from err
+    out = np.full(len(lead), -1, dtype=np.int8)
+    out[start:] = WAVE_CODES["other"]
+    for name, on_key, off_key in WAVES:
+        on = np.asarray(waves[on_key], dtype=float)
+        off = np.asarray(waves[off_key], dtype=float)
+        for a, b in zip(on, off, strict=False):
+            if np.isfinite(a) and np.isfinite(b) and b > a:
+                out[start + int(a) : start + int(b) + 1] = WAVE_CODES[name]
+    return out

@@ -154,6 +154,25 @@ def lstm_spec(
     )
 
 
+def superclass_spec(
+    epochs: int = 30, batch_size: int = 32, lr: float = 1e-4, seed: int = 0
+) -> TrainingSpec:
+    """Our ResNet-34 on PTB-XL's 5 diagnostic superclasses (Companion C's label set).
+
+    Trained like the PTB-XL-only model (folds 1-8, checkpoint on fold 9,
+    augmented) on :meth:`Pipeline.superclass_dataset`; its name is
+    ``resnet34_super``. Add it to :attr:`Pipeline.specs` and ask
+    :meth:`Pipeline.model` for it.
+
+    Returns
+    -------
+    TrainingSpec
+    """
+    return TrainingSpec(
+        "resnet34_super", ("ptbxl_super",), None, ("ptbxl_super",), epochs, batch_size, lr, seed
+    )
+
+
 def artifact_key(
     spec: TrainingSpec, datasets: dict[str, ECGDataset], device: str, parent_key: str | None = None
 ) -> str:
@@ -492,6 +511,20 @@ class Pipeline:
         ]
         samples = samples_for(self.datasets, parts, "test")
         return samples, np.concatenate([sc for _, sc in got])
+
+    def superclass_dataset(self) -> ECGDataset:
+        """PTB-XL labelled with its 5 diagnostic superclasses, as ``datasets["ptbxl_super"]``.
+
+        Loaded on first use (:func:`ecgrepro.data.load_ptbxl` with
+        ``label_set="superclasses"``) from the same data root, rate and window
+        as the other datasets, with its own signal cache (its records differ).
+        """
+        if "ptbxl_super" not in self.datasets:
+            cache = self.build / "cache"
+            self.datasets["ptbxl_super"] = load_ptbxl(
+                self.root, self.fs_hz, self.n_samples, cache, label_set="superclasses"
+            )
+        return self.datasets["ptbxl_super"]
 
     def data_notes(self) -> list[str]:
         """The datasets' notes that change what a page shows (e.g. a release fallback)."""

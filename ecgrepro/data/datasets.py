@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import wfdb
 
-from ecgrepro.config import REPO_ROOT
+from ecgrepro.config import CLASSES, REPO_ROOT
 from ecgrepro.data import cpsc, ptbxl
 from ecgrepro.data.errors import EmptySplitError, SkipReport
-from ecgrepro.data.labels import multi_hot
+from ecgrepro.data.labels import SUPERCLASSES, multi_hot, ptbxl_superclasses
 from ecgrepro.data.records import read_wfdb
 from ecgrepro.data.sample import missing_records_note, sample_manifest
 from ecgrepro.data.signals import cached_signals
@@ -203,8 +203,9 @@ def load_ptbxl(
     cache_dir: Path | None = None,
     source_fs_hz: int | None = None,
     label_mapping: str = "published",
+    label_set: str = "cpsc9",
 ) -> ECGDataset:
-    """PTB-XL records present on disk, labelled with the 9 CPSC classes.
+    """PTB-XL records present on disk, labelled with the 9 CPSC classes (or the 5 superclasses).
 
     Parameters
     ----------
@@ -228,6 +229,12 @@ def load_ptbxl(
         The SCP -> CPSC mapping (:mod:`ecgrepro.data.labels`); the paper's
         ``published`` by default. It decides the labels and which records are
         dropped, so it enters :attr:`ECGDataset.data_key`.
+    label_set : {"cpsc9", "superclasses"}
+        ``cpsc9``: the 9 CPSC classes through ``label_mapping``. ``superclasses``:
+        PTB-XL's 5 diagnostic superclasses (:data:`~ecgrepro.data.labels.SUPERCLASSES`,
+        :func:`~ecgrepro.data.labels.ptbxl_superclasses`; Companion C's label
+        set), records without a diagnostic statement left out; ``y`` then has 5
+        columns and ``label_mapping`` is not used.
 
     Returns
     -------
@@ -257,7 +264,15 @@ def load_ptbxl(
     An empty split is not an error here: :meth:`ECGDataset.subset` raises
     :class:`~ecgrepro.data.errors.EmptySplitError` when it is used.
     """
+    if label_set not in ("cpsc9", "superclasses"):
+        raise ValueError(f"label_set must be 'cpsc9' or 'superclasses', got {label_set!r}")
     meta, label_skips = ptbxl.load_metadata(root, label_mapping)
+    classes = CLASSES
+    if label_set == "superclasses":
+        statements = ptbxl.load_statements(root)
+        meta["classes"] = [ptbxl_superclasses(codes, statements) for codes in meta.scp]
+        meta["dropped"] = [len(c) == 0 for c in meta.classes]
+        classes, label_mapping = SUPERCLASSES, "superclasses"
     kept = meta[~meta.dropped]
     on_disk_by_fs = {fs: ptbxl.present(root, meta, fs) for fs in ptbxl.FILENAME_COLUMN}
     n_present = {fs: int(d.loc[kept.index].sum()) for fs, d in on_disk_by_fs.items()}
@@ -323,7 +338,7 @@ def load_ptbxl(
     return ECGDataset(
         "ptbxl",
         signals,
-        multi_hot(list(records.classes)),
+        multi_hot(list(records.classes), classes),
         records,
         fs_hz,
         n_samples,

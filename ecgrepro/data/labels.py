@@ -245,21 +245,23 @@ def ptbxl_classes(
     return [c for c in CLASSES if c in found]
 
 
-def multi_hot(class_lists: list[list[str]]) -> np.ndarray:
+def multi_hot(class_lists: list[list[str]], classes: tuple[str, ...] = CLASSES) -> np.ndarray:
     """Encode class lists as the model's target matrix.
 
     Parameters
     ----------
     class_lists : list of list of str
         Classes per record.
+    classes : tuple of str
+        Column order (:data:`CLASSES` by default; :data:`SUPERCLASSES` for PTB-XL's superclasses).
 
     Returns
     -------
-    numpy.ndarray, shape (n_records, 9), float32
-        1.0 where the record has the class, columns in :data:`CLASSES` order.
+    numpy.ndarray, shape (n_records, len(classes)), float32
+        1.0 where the record has the class.
     """
-    y = np.zeros((len(class_lists), len(CLASSES)), dtype=np.float32)
-    index = {c: i for i, c in enumerate(CLASSES)}
+    y = np.zeros((len(class_lists), len(classes)), dtype=np.float32)
+    index = {c: i for i, c in enumerate(classes)}
     for row, classes in enumerate(class_lists):
         for c in classes:
             y[row, index[c]] = 1.0
@@ -297,3 +299,37 @@ def header_dx_classes(record: str, comments: list[str]) -> list[str] | None:
             found = {DX_TO_CLASS[c] for c in codes}
             return [c for c in CLASSES if c in found]
     return None
+
+
+#: PTB-XL's five diagnostic superclasses (``scp_statements.csv``, ``diagnostic_class``), in the
+#: order of Strodthoff et al.'s benchmark and Companion C.
+SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
+
+
+def ptbxl_superclasses(codes: dict[str, float], statements: pd.DataFrame) -> list[str]:
+    """A record's diagnostic superclasses, as PTB-XL's benchmark aggregates them.
+
+    Every statement of the record that ``scp_statements.csv`` marks diagnostic
+    contributes its ``diagnostic_class``, whatever its likelihood (Strodthoff
+    et al. 2021, the benchmark Companion C reports on).
+
+    Parameters
+    ----------
+    codes : dict of str -> float
+        SCP code -> likelihood in % (:func:`parse_scp_codes`).
+    statements : pandas.DataFrame
+        ``scp_statements.csv`` indexed by code, with ``diagnostic`` and ``diagnostic_class``
+        (:func:`ecgrepro.data.ptbxl.load_statements`).
+
+    Returns
+    -------
+    list of str
+        Superclasses in :data:`SUPERCLASSES` order; empty for a record with no
+        diagnostic statement (the benchmark leaves such records out).
+    """
+    found = {
+        statements.at[code, "diagnostic_class"]
+        for code in codes
+        if code in statements.index and statements.at[code, "diagnostic"] == 1
+    }
+    return [c for c in SUPERCLASSES if c in found]
