@@ -457,3 +457,47 @@ def wave_labels(
             if np.isfinite(a) and np.isfinite(b) and b > a:
                 out[start + int(a) : start + int(b) + 1] = WAVE_CODES[name]
     return out
+
+
+def wave_label_records(
+    signals: np.ndarray,
+    fs_hz: float,
+    records: list[str] | None = None,
+    n_valid: np.ndarray | None = None,
+    lead: int = 1,
+    method: str = "prominence",
+) -> dict[str, np.ndarray]:
+    """:func:`wave_labels` of one lead of several records; a failed record is reported, not raised.
+
+    Parameters
+    ----------
+    signals : numpy.ndarray, shape (n_records, 12, n_samples), float32, mV
+    fs_hz : float
+        Sampling frequency, Hz.
+    records : list of str, optional
+        Names, for the problem messages.
+    n_valid : numpy.ndarray of int, shape (n_records,), optional
+        Valid samples per record. None: all.
+    lead : int
+        Lead index (1: lead II).
+    method : str
+        ``ecg_delineate`` method.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``labels`` (n_records, n_samples) int8 (all -1 where delineation
+        failed) and ``problem`` (n_records,) str, empty when delineated.
+    """
+    signals = np.asarray(signals)
+    n = len(signals)
+    records = [str(r) for r in records] if records is not None else [str(i) for i in range(n)]
+    labels = np.full((n, signals.shape[-1]), -1, dtype=np.int8)
+    problem = [""] * n
+    for i in range(n):
+        nv = None if n_valid is None else int(n_valid[i])
+        try:
+            labels[i] = wave_labels(signals[i, lead], fs_hz, nv, records[i], method)
+        except ValueError as err:
+            problem[i] = str(err)
+    return {"labels": labels, "problem": np.array(problem, dtype=str)}

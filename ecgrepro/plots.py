@@ -309,3 +309,89 @@ def gradcam_figure(
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+def cluster_figure(
+    signal: np.ndarray,
+    fs_hz: float,
+    labels: np.ndarray,
+    entropy: np.ndarray,
+    k: int,
+    title: str = "",
+    n_valid: int | None = None,
+    leads: tuple[int, ...] = tuple(range(12)),
+):
+    """A 12-lead record on a background coloured by cluster, with an entropy band under it.
+
+    Companion C's figure: each time step of the clusters' grid colours the
+    background of every lead; the band at the bottom is the normalised
+    entropy of the step's soft assignment (0: certain, 1: uniform over the K
+    clusters).
+
+    Parameters
+    ----------
+    signal : numpy.ndarray, shape (12, n_samples), float32, mV
+    fs_hz : float
+        Sampling frequency, Hz.
+    labels : numpy.ndarray of int, shape (n_steps,)
+        Cluster per grid step, -1 in the padding (left white).
+    entropy : numpy.ndarray, shape (n_steps,)
+        Normalised entropy per step, NaN in the padding.
+    k : int
+        Number of clusters (sets the colours).
+    title : str
+    n_valid : int, optional
+        Valid samples (the last ``n_valid``); the axis starts there.
+    leads : tuple of int
+        Leads drawn, in :data:`ecgrepro.config.LEADS` order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.colors import ListedColormap
+
+    from ecgrepro.config import LEADS
+
+    n = signal.shape[-1]
+    t = np.arange(n) / fs_hz
+    start = 0 if n_valid is None else n - int(n_valid)
+    colours = ListedColormap(plt.get_cmap("tab20" if k > 10 else "tab10").colors[:k])
+    bands = np.ma.masked_less(np.asarray(labels)[None, :], 0)
+    fig, axes = plt.subplots(
+        len(leads) + 1,
+        1,
+        figsize=(13, 0.8 * len(leads) + 1.6),
+        sharex=True,
+        layout="constrained",
+        gridspec_kw={"height_ratios": [1] * len(leads) + [0.6]},
+    )
+    for ax, lead in zip(axes[:-1], leads, strict=True):
+        lo, hi = float(signal[lead, start:].min()), float(signal[lead, start:].max())
+        span = max(hi - lo, 0.5)
+        im = ax.imshow(
+            bands,
+            extent=(0, t[-1] + 1 / fs_hz, lo - 0.05 * span, hi + 0.05 * span),
+            aspect="auto",
+            cmap=colours,
+            vmin=-0.5,
+            vmax=k - 0.5,
+            alpha=0.45,
+            interpolation="nearest",
+        )
+        ax.plot(t, signal[lead], color="k", lw=0.6)
+        ax.set_ylim(lo - 0.05 * span, hi + 0.05 * span)
+        ax.set_ylabel(LEADS[lead], rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(labelsize=7)
+    steps = len(entropy)
+    axes[-1].fill_between(
+        (np.arange(steps) + 0.5) * n / steps / fs_hz, 0, entropy, step="mid", color="0.3"
+    )
+    axes[-1].set_ylim(0, 1)
+    axes[-1].set_ylabel("entropy\n/ log K", rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlim(t[start], t[-1] + 1 / fs_hz)
+    fig.colorbar(im, ax=axes[:-1], shrink=0.4, ticks=range(k), label="cluster")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -370,7 +370,9 @@ def train_model(
             )
         )
         _, f1s = f1_optimal_thresholds(val.y, scores)
-        auc = per_class_metrics(val.y, scores, np.full(val.y.shape[1], 0.5)).loc["AVG", "auc"]
+        columns = tuple(str(j) for j in range(val.y.shape[1]))  # 9 classes, or 5 superclasses
+        table = per_class_metrics(val.y, scores, np.full(len(columns), 0.5), columns)
+        auc = table.loc["AVG", "auc"]
         row = {
             "epoch": epoch,
             "train_loss": total,

@@ -38,6 +38,11 @@ TINY = {
     "n_per_group": 1,
     "n_iter": 3,
     "lstm_epochs": 1,
+    "ks": [2, 3],
+    "k_seeds": 2,
+    "max_fit_steps": 500,
+    "n_wave_records": 6,
+    "n_estimators": 10,
     "device": "cpu",
 }
 
@@ -56,6 +61,7 @@ WRITES = {
         "companion_a_classes.png",
     ),
     "companion_b_deletion_mask": ("deletion_mask_cases.csv", "companion_b_lstm.png"),
+    "companion_c_clusters": ("clusters_waves.csv", "surrogate_forest.csv", "companion_c_k_sweep.png"),
 }
 
 #: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.

@@ -373,7 +373,9 @@ def forest_agreement(
     pandas.DataFrame
         Rows ``metric, value, ci_low, ci_high``: ``agreement_cv`` (mean over
         labels, training folds), ``agreement`` (mean over labels, test fold),
-        ``exact_match`` (all labels at once, test), ``accuracy_forest`` and
+        ``exact_match`` (all labels at once, test), ``agreement_majority`` (the
+        agreement of a constant surrogate predicting each label's training
+        majority: what agreement alone is worth), ``accuracy_forest`` and
         ``accuracy_cnn`` (mean over labels of the per-label accuracy against the
         labels), ``auroc_forest`` and ``auroc_cnn`` (macro over the labels with
         both values in the test fold), and ``agreement_<label index>``; the
@@ -401,6 +403,8 @@ def forest_agreement(
     )
     test_y = np.asarray(test_y, int)
 
+    majority = (train_pred.mean(0) >= 0.5).astype(int)  # a surrogate that ignores the records
+
     def stats(idx: np.ndarray) -> dict:
         agree = (pred[idx] == test_pred[idx]).mean(0)
         aucs_f, aucs_c = [], []
@@ -412,6 +416,7 @@ def forest_agreement(
         return {
             "agreement": agree.mean(),
             "exact_match": (pred[idx] == test_pred[idx]).all(1).mean(),
+            "agreement_majority": (majority == test_pred[idx]).mean(),
             "accuracy_forest": (pred[idx] == test_y[idx]).mean(),
             "accuracy_cnn": (test_pred[idx] == test_y[idx]).mean(),
             "auroc_forest": np.mean(aucs_f) if aucs_f else np.nan,
@@ -439,3 +444,88 @@ def forest_agreement(
         )
         rows.append({"metric": metric, "value": float(value), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
+
+
+def cluster_records(
+    model: nn.Module,
+    train,
+    test,
+    layers: tuple[str, ...] = STAGES,
+    n_components: int = 32,
+    ks: tuple[int, ...] = (4, 6, 8, 12, 16),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    max_fit_steps: int = 50_000,
+    min_stability: float = 0.7,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
+    """Companion C's clusters for one model: fitted on training records, applied to all.
+
+    Two passes over the training records, so that no more than a batch of
+    activations is held at once (the paper profile's 17,000 records x 1,875
+    steps x 896 channels would not fit in memory): the first draws up to
+    ``max_fit_steps`` valid steps (the same number from each record) and
+    fits :func:`fit_reducer` and :func:`k_sweep` on them; the second assigns
+    every training and test record (:func:`assign`) with the mixture of the
+    chosen K (:func:`choose_k`) and seed ``seeds[0]``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        In eval mode.
+    train, test : ecgrepro.train.Samples
+        The model's training-fold and test-fold records.
+    layers, n_components, ks, seeds, min_stability
+        As :func:`stage_activations`, :func:`fit_reducer`, :func:`k_sweep` and :func:`choose_k`.
+    max_fit_steps : int
+        Time steps the reducer and the mixtures are fitted on.
+    seed : int
+        Draws the fitting steps and seeds the PCA.
+    batch_size : int
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``sweep_k``, ``sweep_bic``, ``sweep_bic_sd``, ``sweep_stability``,
+        ``sweep_stability_min`` (one entry per K); ``k`` (the chosen K);
+        ``train_proportions`` (n_train, K); ``test_labels`` and
+        ``test_entropy`` (n_test, n_steps); ``test_proportions`` (n_test, K);
+        ``fit_steps``; ``explained_variance`` (the PCA's share of the
+        standardised variance).
+    """
+    rng = np.random.default_rng(seed)
+    per_record = max(1, -(-max_fit_steps // max(len(train), 1)))
+    picked = []
+    for start in range(0, len(train), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(train)))
+        feats, valid = stage_activations(model, train.signals(idx), train.n_valid[idx], layers)
+        for f, v in zip(feats, valid, strict=True):
+            steps = np.flatnonzero(v)
+            picked.append(f[rng.choice(steps, min(per_record, len(steps)), replace=False)])
+    fit_steps = np.concatenate(picked)
+    reducer = fit_reducer(fit_steps, n_components, seed)
+    table, models = k_sweep(reducer.transform(fit_steps), ks, seeds)
+    k = choose_k(table, min_stability)
+    gmm = models[k, seeds[0]]
+
+    def assigned(samples) -> dict:
+        parts = []
+        for start in range(0, len(samples), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(samples)))
+            feats, valid = stage_activations(
+                model, samples.signals(idx), samples.n_valid[idx], layers
+            )
+            parts.append(assign(feats, valid, reducer, gmm))
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    on_train, on_test = assigned(train), assigned(test)
+    return {
+        **{f"sweep_{c}": table[c].to_numpy() for c in table.columns},
+        "k": np.array(k),
+        "train_proportions": on_train["proportions"],
+        "test_labels": on_test["labels"],
+        "test_entropy": on_test["entropy"],
+        "test_proportions": on_test["proportions"],
+        "fit_steps": np.array(len(fit_steps)),
+        "explained_variance": np.array(reducer[-1].explained_variance_ratio_.sum()),
+    }
