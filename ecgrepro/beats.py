@@ -292,6 +292,19 @@ WAVES = (
 )
 
 
+def _delineate_record(
+    lead: np.ndarray, fs_hz: float, n_valid: int | None, record: str, method: str
+) -> tuple[np.ndarray, dict, int]:
+    """:func:`_delineate` of a lead's valid samples: R peaks and waves in the segment, and its
+    start in the input; a failure is a ValueError naming the record."""
+    seg, start = _valid_segment(lead, n_valid, record)
+    try:
+        peaks, waves = _delineate(seg, fs_hz, method)
+    except ValueError as err:
+        raise ValueError(f"{record}: {err}") from err
+    return peaks, waves, start
+
+
 def wave_windows_ms(
     lead: np.ndarray,
     fs_hz: float,
@@ -337,11 +350,7 @@ def wave_windows_ms(
         If the lead holds NaN, is flat or has fewer than 2 R peaks; the message
         names the record.
     """
-    seg, start = _valid_segment(lead, n_valid, record)
-    try:
-        peaks, waves = _delineate(seg, fs_hz, method)
-    except ValueError as err:
-        raise ValueError(f"{record}: {err}") from err
+    peaks, waves, start = _delineate_record(lead, fs_hz, n_valid, record, method)
     windows = {}
     for name, on_key, off_key in WAVES:
         on = np.asarray(waves[on_key], dtype=float)[: len(peaks)]
@@ -443,11 +452,7 @@ def wave_labels(
         If the lead holds NaN, is flat or has fewer than 2 R peaks; the message
         names the record.
     """
-    seg, start = _valid_segment(lead, n_valid, record)
-    try:
-        _, waves = _delineate(seg, fs_hz, method)
-    except ValueError as err:
-        raise ValueError(f"{record}: {err}") from err
+    _, waves, start = _delineate_record(lead, fs_hz, n_valid, record, method)
     out = np.full(len(lead), -1, dtype=np.int8)
     out[start:] = WAVE_CODES["other"]
     for name, on_key, off_key in WAVES:
