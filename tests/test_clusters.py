@@ -126,3 +126,14 @@ def test_wave_labels_of_a_synthetic_ecg_and_their_grid():
     assert grid.shape == (1, 125) and np.all(grid[0, :25] == -1)
     with pytest.raises(ValueError, match="synthetic"):
         wave_labels(np.zeros(1000), fs, record="synthetic")
+
+
+def test_a_collapsed_mixture_is_counted_out_not_raised():
+    z = np.zeros((60, 3))
+    z[:30] = 1.0  # two repeated points: components collapse without a covariance floor
+    table, models = k_sweep(z, ks=(4,), seeds=(0, 1), reg_covar=0.0)
+    assert table.at[0, "fits"] == 0 and np.isnan(table.at[0, "bic"]) and not models
+    with pytest.raises(ValueError, match="no Gaussian mixture"):
+        choose_k(table)
+    table, models = k_sweep(z, ks=(2, 4), seeds=(0,))  # the default floor fits both
+    assert list(table.fits) == [1, 1] and choose_k(table) in (2, 4)

@@ -61,7 +61,11 @@ WRITES = {
         "companion_a_classes.png",
     ),
     "companion_b_deletion_mask": ("deletion_mask_cases.csv", "companion_b_lstm.png"),
-    "companion_c_clusters": ("clusters_waves.csv", "surrogate_forest.csv", "companion_c_k_sweep.png"),
+    "companion_c_clusters": (
+        "clusters_waves.csv",
+        "surrogate_forest.csv",
+        "companion_c_k_sweep.png",
+    ),
 }
 
 #: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.

@@ -156,6 +156,7 @@ def k_sweep(
     seeds: tuple[int, ...] = (0, 1, 2),
     covariance_type: str = "full",
     max_iter: int = 200,
+    reg_covar: float = 1e-3,
 ) -> tuple[pd.DataFrame, dict]:
     """Fit a Gaussian mixture for each K and seed: BIC and stability across seeds.
 
@@ -164,16 +165,20 @@ def k_sweep(
     z : numpy.ndarray, shape (n_steps, n_components)
         Reduced time steps (:func:`fit_reducer`).
     ks, seeds : tuple of int
-    covariance_type, max_iter
-        As ``sklearn.mixture.GaussianMixture``.
+    covariance_type, max_iter, reg_covar
+        As ``sklearn.mixture.GaussianMixture``; ``reg_covar`` is added to the
+        covariances' diagonals (the PCA components have unit-scale variance;
+        scikit-learn's 1e-6 lets a component collapse onto repeated steps, such
+        as those of a flat stretch).
 
     Returns
     -------
     table : pandas.DataFrame
-        One row per K: ``k``, ``bic`` (mean over seeds), ``bic_sd``,
-        ``stability`` (mean adjusted Rand index between the seeds' hard
-        assignments of ``z``; 1: every seed finds the same clusters),
-        ``stability_min``.
+        One row per K: ``k``, ``fits`` (seeds whose fit succeeded), ``bic``
+        (mean over them; NaN if none), ``bic_sd``, ``stability`` (mean adjusted
+        Rand index between the seeds' hard assignments of ``z``; 1: every seed
+        finds the same clusters), ``stability_min``. A fit that fails (a
+        collapsed component) is counted out, not raised.
     models : dict of (int, int) -> GaussianMixture
         The fitted mixtures by (K, seed).
     """
@@ -182,9 +187,16 @@ def k_sweep(
         labels, bics = [], []
         for s in seeds:
             gmm = GaussianMixture(
-                k, covariance_type=covariance_type, random_state=s, max_iter=max_iter
+                k,
+                covariance_type=covariance_type,
+                random_state=s,
+                max_iter=max_iter,
+                reg_covar=reg_covar,
             )
-            gmm.fit(z)
+            try:
+                gmm.fit(z)
+            except ValueError:  # ill-defined covariance: this seed's fit is counted out
+                continue
             models[k, s] = gmm
             bics.append(gmm.bic(z))
             labels.append(gmm.predict(z))
@@ -192,8 +204,9 @@ def k_sweep(
         rows.append(
             {
                 "k": k,
-                "bic": float(np.mean(bics)),
-                "bic_sd": float(np.std(bics)),
+                "fits": len(bics),
+                "bic": float(np.mean(bics)) if bics else np.nan,
+                "bic_sd": float(np.std(bics)) if bics else np.nan,
                 "stability": float(np.mean(ari)),
                 "stability_min": float(np.min(ari)),
             }
@@ -204,12 +217,23 @@ def k_sweep(
 def choose_k(table: pd.DataFrame, min_stability: float = 0.7) -> int:
     """The K with the lowest BIC among those whose mean stability is at least ``min_stability``.
 
-    Falls back to the most stable K when none is stable enough.
+    Falls back to the most stable K when none is stable enough; a K with no
+    successful fit is never chosen.
+
+    Raises
+    ------
+    ValueError
+        If no K has a successful fit.
     """
+    table = table[table.bic.notna()]
+    if not len(table):
+        raise ValueError("no Gaussian mixture could be fitted for any K")
     stable = table[table.stability >= min_stability]
     if len(stable):
         return int(stable.loc[stable.bic.idxmin(), "k"])
-    return int(table.loc[table.stability.idxmax(), "k"])
+    if table.stability.notna().any():
+        return int(table.loc[table.stability.idxmax(), "k"])
+    return int(table.loc[table.bic.idxmin(), "k"])  # one seed: no stability to compare
 
 
 def assign(
@@ -467,7 +491,7 @@ def cluster_records(
     ``max_fit_steps`` valid steps (the same number from each record) and
     fits :func:`fit_reducer` and :func:`k_sweep` on them; the second assigns
     every training and test record (:func:`assign`) with the mixture of the
-    chosen K (:func:`choose_k`) and seed ``seeds[0]``.
+    chosen K (:func:`choose_k`) and the first seed whose fit succeeded.
 
     Parameters
     ----------
@@ -506,7 +530,7 @@ def cluster_records(
     reducer = fit_reducer(fit_steps, n_components, seed)
     table, models = k_sweep(reducer.transform(fit_steps), ks, seeds)
     k = choose_k(table, min_stability)
-    gmm = models[k, seeds[0]]
+    gmm = next(models[k, s] for s in seeds if (k, s) in models)
 
     def assigned(samples) -> dict:
         parts = []
