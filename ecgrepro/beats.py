@@ -50,6 +50,36 @@ def valid_mask(n_samples: int, n_valid: int | None = None) -> np.ndarray:
     return np.arange(n_samples) >= n_samples - n_valid
 
 
+def valid_lengths(n_valid, shape: tuple[int, ...], n_samples: int) -> np.ndarray:
+    """Valid samples per record, broadcast to ``shape`` and checked.
+
+    Parameters
+    ----------
+    n_valid : int, array-like of int, or None
+        Samples of signal at the end of each input (the rest is front padding).
+        None: the whole input.
+    shape : tuple of int
+        Shape of the result (``(n_records,)``, or a map's leading shape).
+    n_samples : int
+        Input length.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape ``shape``
+
+    Raises
+    ------
+    ValueError
+        If a length is outside [1, n_samples] (or ``n_valid`` does not broadcast to ``shape``).
+    """
+    if n_valid is None:
+        return np.full(shape, n_samples, dtype=np.int64)
+    out = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), shape)
+    if (out < 1).any() or (out > n_samples).any():
+        raise ValueError(f"n_valid must be in [1, {n_samples}], got {n_valid}")
+    return out
+
+
 def _delineate(lead: np.ndarray, fs_hz: float, method: str) -> tuple[np.ndarray, dict]:
     """R peaks and neurokit2's ``ecg_delineate`` waves of one lead; ValueError on a failure."""
     import neurokit2 as nk  # imported here: it takes a second and only the delineation needs it

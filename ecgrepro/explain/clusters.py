@@ -29,6 +29,9 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.nn import functional as F
 
+from ecgrepro.beats import valid_lengths
+from ecgrepro.metrics import percentile_interval
+
 #: The last three residual stages of our ResNet-34 (the default layers).
 STAGES = ("layer2", "layer3", "layer4")
 #: The alternative: the last three residual blocks, all inside layer4 (T/32).
@@ -98,7 +101,7 @@ def stage_activations(
         for h in hooks:
             h.remove()
     features = np.concatenate(chunks) if chunks else np.zeros((0, 0, 0), np.float32)
-    lengths = np.full(n, n_samples) if n_valid is None else np.asarray(n_valid, dtype=int)
+    lengths = valid_lengths(n_valid, (n,), n_samples)
     return features, valid_steps(lengths, n_samples, features.shape[1])
 
 
@@ -348,10 +351,11 @@ def wave_alignment(
 
     point = nmi(keep)
     boots = [nmi(rng.choice(keep, len(keep))) for _ in range(n_boot)] if len(keep) > 1 else []
+    low, high = percentile_interval(np.array(boots)) if boots else (np.nan, np.nan)
     summary = {
         "nmi": point,
-        "nmi_low": float(np.percentile(boots, 2.5)) if boots else np.nan,
-        "nmi_high": float(np.percentile(boots, 97.5)) if boots else np.nan,
+        "nmi_low": float(low),
+        "nmi_high": float(high),
         "nmi_shifted": nmi(keep, shift=True),
         "records": len(keep),
         "steps": int(ok.sum()),
@@ -462,9 +466,7 @@ def forest_agreement(
     ]
     for metric, value in point.items():
         lo, hi = (
-            np.nanpercentile(boots[metric], [2.5, 97.5])
-            if boots is not None and boots[metric].notna().any()
-            else (np.nan, np.nan)
+            percentile_interval(boots[metric].to_numpy()) if boots is not None else (np.nan,) * 2
         )
         rows.append({"metric": metric, "value": float(value), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
@@ -519,10 +521,14 @@ def cluster_records(
     """
     rng = np.random.default_rng(seed)
     per_record = max(1, -(-max_fit_steps // max(len(train), 1)))
+
+    def batches(samples):  # activations of a batch of records at a time, never all at once
+        for start in range(0, len(samples), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(samples)))
+            yield stage_activations(model, samples.signals(idx), samples.n_valid[idx], layers)
+
     picked = []
-    for start in range(0, len(train), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(train)))
-        feats, valid = stage_activations(model, train.signals(idx), train.n_valid[idx], layers)
+    for feats, valid in batches(train):
         for f, v in zip(feats, valid, strict=True):
             steps = np.flatnonzero(v)
             picked.append(f[rng.choice(steps, min(per_record, len(steps)), replace=False)])
@@ -533,13 +539,7 @@ def cluster_records(
     gmm = next(models[k, s] for s in seeds if (k, s) in models)
 
     def assigned(samples) -> dict:
-        parts = []
-        for start in range(0, len(samples), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(samples)))
-            feats, valid = stage_activations(
-                model, samples.signals(idx), samples.n_valid[idx], layers
-            )
-            parts.append(assign(feats, valid, reducer, gmm))
+        parts = [assign(feats, valid, reducer, gmm) for feats, valid in batches(samples)]
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     on_train, on_test = assigned(train), assigned(test)

@@ -26,6 +26,8 @@ from scipy.signal import butter, sosfiltfilt
 from torch import nn
 from torch.nn import functional as F
 
+from ecgrepro.beats import valid_lengths
+
 #: Mask resolution, ms (one mask value per lead and bin).
 BIN_MS = 40.0
 
@@ -69,7 +71,7 @@ def lowpass(
         raise ValueError(f"cutoff_hz must be in (0, {fs_hz / 2:g}) Hz, got {cutoff_hz}")
     sos = butter(order, cutoff_hz, fs=fs_hz, output="sos")
     n_samples = x.shape[-1]
-    lengths = np.full(len(x), n_samples) if n_valid is None else np.asarray(n_valid, dtype=int)
+    lengths = valid_lengths(n_valid, (len(x),), n_samples)
     out = np.zeros_like(x)
     for i, nv in enumerate(lengths):
         seg = x[i, :, n_samples - nv :]
@@ -229,7 +231,7 @@ def deletion_mask(
     targets = np.broadcast_to(np.asarray(target, dtype=int), (n,))
     l1s = np.broadcast_to(np.asarray(l1, dtype=np.float32), (n,))
     tvs = np.broadcast_to(np.asarray(tv, dtype=np.float32), (n,))
-    lengths = np.full(n, n_samples) if n_valid is None else np.asarray(n_valid, dtype=int)
+    lengths = valid_lengths(n_valid, (n,), n_samples)
     bin_len, n_bins = bin_grid(n_samples, fs_hz, bin_ms)
     valid = valid_bins(lengths, n_samples, bin_len)
     blurred = lowpass(x, fs_hz, blur_hz, lengths)

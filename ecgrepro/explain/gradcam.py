@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgrepro.beats import delineate_records, valid_mask
+from ecgrepro.beats import delineate_records, valid_lengths, valid_mask
 
 #: Grad-CAM variants: the paper's definition over time, and the published code's pooling.
 GRADCAM_VARIANTS: dict[str, str] = {
@@ -183,16 +183,6 @@ def captum_grad_cam(
     return cam[:, 0].detach().cpu().numpy().astype(np.float32)
 
 
-def _valid_lengths(n_valid, shape: tuple[int, ...], n_samples: int) -> np.ndarray:
-    """``n_valid`` broadcast to ``shape`` (None: the whole input), checked."""
-    if n_valid is None:
-        return np.full(shape, n_samples, dtype=np.int64)
-    out = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), shape)
-    if (out < 1).any() or (out > n_samples).any():
-        raise ValueError(f"n_valid must be in [1, {n_samples}], got {n_valid}")
-    return out
-
-
 def threshold_percentile(
     maps: np.ndarray, q: float = 95.0, n_valid: int | np.ndarray | None = None
 ) -> np.ndarray:
@@ -230,7 +220,7 @@ def threshold_percentile(
         cut = np.percentile(maps, q, axis=-1, keepdims=True)
         return np.where((maps >= cut) & (maps > 0), maps, 0).astype(maps.dtype)
     n = maps.shape[-1]
-    lengths = _valid_lengths(n_valid, maps.shape[:-1], n).reshape(-1)
+    lengths = valid_lengths(n_valid, maps.shape[:-1], n).reshape(-1)
     flat = maps.reshape(-1, n)
     out = np.zeros_like(flat)
     for i, (m, nv) in enumerate(zip(flat, lengths, strict=True)):
@@ -385,7 +375,7 @@ def qrs_frame(
         See :func:`case_qrs`.
     """
     n_samples = delineation["mask"].shape[-1]
-    lengths = _valid_lengths(n_valid, (len(cases),), n_samples)
+    lengths = valid_lengths(n_valid, (len(cases),), n_samples)
     rows = {}
     for i, (case, info) in enumerate(cases.iterrows()):
         problem = str(delineation["problem"][i])
