@@ -1,0 +1,239 @@
+"""Faithfulness benchmark: deletion curves, Quantus cross-check, sanity checks, planted truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from ecgrepro.config import LEADS
+from ecgrepro.explain import faithfulness as F
+from ecgrepro.models import ResNet1d
+
+FS = 100.0
+
+
+class Linear(nn.Module):
+    """logit_c = sum_{lead, t} w_c[lead, t] x[lead, t]: its exact attribution is w * x."""
+
+    def __init__(self, w: np.ndarray):
+        super().__init__()
+        self.w = nn.Parameter(torch.as_tensor(w, dtype=torch.float32))  # (classes, leads, T)
+
+    def forward(self, x):
+        return torch.einsum("nlt,clt->nc", x, self.w)
+
+
+def _linear_case(n=6, n_samples=400, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.02, (2, 12, n_samples)).astype(np.float32)
+    x = rng.normal(0, 1, (n, 12, n_samples)).astype(np.float32)
+    return Linear(w).eval(), x
+
+
+def test_exact_attribution_of_a_linear_model_beats_random():
+    model, x = _linear_case()
+    target = np.zeros(len(x), dtype=int)
+    true = x * model.w.detach().numpy()[0]  # exact attribution of logit 0
+    rand = np.random.default_rng(1).random(x.shape).astype(np.float32)
+    kw = {"n_steps": 20, "replacements": ("zero",), "lerf_replacements": ("zero",)}
+    s_true = F.curve_scores(F.deletion_curves(model, x, true, target, FS, **kw))
+    s_rand = F.curve_scores(F.deletion_curves(model, x, rand, target, FS, **kw))
+    t = s_true.pivot(index="record", columns="metric", values="value")
+    r = s_rand.pivot(index="record", columns="metric", values="value")
+    assert (t["morf_auc:zero"] < r["morf_auc:zero"] - 0.1).all()
+    assert (t["lerf_minus_morf:zero"] > 0.3).all()
+    assert (t["insertion_auc"] > r["insertion_auc"]).all()
+    # with the 0 mV replacement, insertion is the LeRF curve read backwards
+    c = F.deletion_curves(model, x, true, target, FS, **kw)
+    np.testing.assert_allclose(c["insertion"], c["lerf_zero"][:, ::-1], atol=1e-6)
+
+
+def test_morf_curve_equals_quantus_region_perturbation():
+    from ecgrepro.explain import zennit_compat
+
+    zennit_compat.import_zennit()  # quantus imports zennit, which imports torchvision
+    import quantus  # test-only dependency (requirements-nodeps.txt)
+
+    rng = np.random.default_rng(3)
+    n, n_samples, bin_len = 3, 64, 4  # one lead; 16 units of 40 ms at 100 Hz
+    w = rng.normal(0, 0.3, (2, 1, n_samples)).astype(np.float32)
+    model = nn.Sequential(Linear(w), nn.Sigmoid()).eval()  # outputs probabilities
+    x = rng.normal(0, 1, (n, 1, n_samples)).astype(np.float32)
+    target = np.array([0, 1, 0])
+    a = rng.random(x.shape).astype(np.float32)  # distinct unit sums: no ties
+    units = n_samples // bin_len
+
+    ours = F.deletion_curves(
+        Linear(w).eval(),
+        x,
+        a,
+        target,
+        FS,
+        n_steps=units,
+        replacements=("zero",),
+        lerf_replacements=(),
+    )
+    metric = quantus.RegionPerturbation(
+        patch_size=bin_len,
+        order="morf",
+        regions_evaluation=units,
+        normalise=False,
+        perturb_baseline=0.0,
+        disable_warnings=True,
+        display_progressbar=False,
+    )
+    drops = np.array(
+        metric(
+            model=model,
+            x_batch=x,
+            y_batch=target,
+            a_batch=a,
+            channel_first=True,
+            softmax=False,
+            device="cpu",
+            batch_size=n,
+        )
+    )  # (n, units): p(x) - p(x with the first k units removed)
+    np.testing.assert_allclose(
+        ours["morf_zero"][:, 1:], ours["morf_zero"][:, :1] - drops, atol=1e-5
+    )
+
+
+def test_padding_is_never_a_deletion_unit():
+    n_samples, bin_len = 100, 4
+    x = np.ones((2, 12, n_samples), np.float32)
+    n_valid = np.array([100, 37])
+    x[1, :, : n_samples - 37] = 7.0  # a sentinel in the padding: it must never change
+    maps = np.random.default_rng(0).random(x.shape)
+    scores = F.unit_scores(maps, FS, n_valid)
+    assert np.isfinite(scores[0]).all()
+    n_units_1 = int(np.isfinite(scores[1, 0]).sum())
+    assert n_units_1 == -(-37 // bin_len)  # units overlapping the 37 valid samples
+    ranks = F.unit_ranks(scores, "morf")
+    assert (ranks[1][~np.isfinite(scores[1].ravel())] >= 12 * n_units_1).all()
+    valid = np.arange(n_samples) >= n_samples - 37
+    every = np.ones((1, 12, scores.shape[-1]), bool)
+    for rep in F.REPLACEMENTS:
+        out = F.perturb(x[1], every, bin_len, valid, rep, blurred=np.zeros_like(x[1]))
+        assert (out[0][:, ~valid] == 7.0).all(), rep  # padding untouched
+        assert (out[0][:, valid] == 0).all(), rep  # a lead with nothing kept: 0 mV (blur: 0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12 * n_samples, 2)).eval()
+    c = F.deletion_curves(model, x, maps, 0, FS, n_valid, n_steps=5)
+    assert list(c["units"]) == [12 * 25, 12 * n_units_1]
+
+
+def test_interpolation_joins_the_kept_neighbours():
+    x = np.array([[0.0, 1.0, 5.0, 5.0, 4.0, 9.0]], np.float32)
+    removed = np.array([[False, False, True, True, False, True]])
+    valid = np.ones(6, bool)
+    out = F.interpolate_removed(x, removed, valid)
+    np.testing.assert_allclose(out, [[0.0, 1.0, 2.0, 3.0, 4.0, 4.0]])
+    valid = np.array([False, True, True, True, True, True])  # sample 0 is padding, no anchor
+    out = F.interpolate_removed(x, np.array([[False, True, True, False, False, False]]), valid)
+    np.testing.assert_allclose(out, [[0.0, 5.0, 5.0, 5.0, 4.0, 9.0]])
+
+
+def test_randomisation_changes_a_gradient_map_and_not_the_amplitude():
+    torch.manual_seed(0)
+    model = ResNet1d(layers=(1, 1, 1, 1), num_classes=2).eval()
+    x = np.random.default_rng(0).normal(0, 1, (3, 12, 200)).astype(np.float32)
+    target = np.zeros(3, dtype=int)
+    methods = ("saliency", "amplitude")
+    base, _ = F.time_maps(model, x, target, FS, methods=methods)
+    stages = list(F.randomised_models(model, seed=1))
+    assert [s for s, _ in stages] == list(F.STAGES)
+    first = next(iter(model.parameters())).detach().clone()
+    _, last = stages[-1]
+    assert torch.equal(next(iter(model.parameters())), first)  # the model passed in is untouched
+    rand, _ = F.time_maps(last, x, target, FS, methods=methods)
+    rho, ssim = F.map_similarity(base["saliency"], rand["saliency"])
+    assert (rho < 0.5).all() and (ssim < 0.5).all()
+    rho, ssim = F.map_similarity(base["amplitude"], rand["amplitude"])
+    np.testing.assert_allclose(rho, 1.0)
+    np.testing.assert_allclose(ssim, 1.0)
+
+
+def test_planted_marker_is_found_by_input_x_gradient_on_a_linear_detector():
+    rng = np.random.default_rng(0)
+    n, n_samples = 8, 1000
+    t = np.arange(n_samples) / FS
+    beat = np.zeros(n_samples, np.float32)
+    for r in np.arange(0.5, 10, 0.8):  # R peaks every 800 ms
+        beat += np.exp(-0.5 * ((t - r) / 0.012) ** 2).astype(np.float32)
+    x = np.tile(beat, (n, 12, 1)) + rng.normal(0, 0.002, (n, 12, n_samples)).astype(np.float32)
+    marker = np.array([0, 1] * (n // 2))
+    xp, marker_out, start, problems = F.plant_markers(x, marker, FS, seed=0)
+    assert not problems and (marker_out == marker).all() and (start >= 0).all()
+    width = len(F.notch(FS))
+    box = F.marker_boxes(marker, start, width, n_samples)
+    np.testing.assert_allclose((xp - x)[box], np.tile(F.notch(FS), box.sum() // width), atol=1e-6)
+    assert ((xp - x)[~box] == 0).all()
+    # detector: logit = -(sum of the marker leads); its exact attribution is input x gradient
+    w = np.zeros((2, 12, n_samples), np.float32)
+    for k, leads in enumerate(F.MARKERS.values()):
+        w[k, [LEADS.index(lead) for lead in leads]] = -1.0
+    model = Linear(w).eval()
+    maps, _ = F.time_maps(
+        model,
+        xp - np.median(xp, axis=-1, keepdims=True),
+        marker,
+        FS,
+        methods=("input_x_gradient", "random"),
+    )
+    mass = F.mass_accuracy(maps["input_x_gradient"], box)
+    rank = F.rank_accuracy(maps["input_x_gradient"], box)
+    assert (mass > 0.5).all() and (rank > 0.7).all()
+    assert (F.rank_accuracy(maps["random"], box) < 0.3).all()
+
+
+def test_mass_and_rank_accuracy_by_hand():
+    maps = np.array([[3.0, -1.0, 1.0, 0.0]])
+    box = np.array([[True, True, False, False]])
+    np.testing.assert_allclose(F.mass_accuracy(maps, box), [0.75])
+    np.testing.assert_allclose(F.rank_accuracy(maps, box), [0.5])  # top 2: 3.0 (in), 1.0 (out)
+
+
+def test_holm_and_rankings():
+    np.testing.assert_allclose(
+        F.holm(np.array([0.01, 0.04, 0.03, np.nan])), [0.03, 0.06, 0.06, np.nan]
+    )
+    rng = np.random.default_rng(0)
+    good = rng.normal(1.0, 0.1, 30)
+    values = pd.DataFrame({"good": good, "mid": good - 0.5, "bad": good - 1.0})
+    ranks, fried = F.rank_methods(values, higher_is_better=True, n_boot=200)
+    assert list(ranks.method) == ["good", "mid", "bad"]
+    assert ranks.mean_rank.tolist() == [1.0, 2.0, 3.0] and fried["p"] < 1e-6
+    pairs = F.pairwise_wilcoxon(values, higher_is_better=True)
+    assert set(pairs.better) == {"good", "mid"} and (pairs.p_holm < 0.05).all()
+
+
+def test_lead_curves_remove_whole_leads():
+    model, x = _linear_case(n=2, n_samples=50)
+    values = np.tile(np.arange(12.0), (2, 1))  # V6 most relevant, I least
+    c = F.lead_curves(model, x, values, 0, game="leads12")
+    assert c["morf"].shape == (2, 13)
+    with torch.no_grad():
+        p_full = torch.sigmoid(model(torch.as_tensor(x))[:, 0]).numpy()
+        x0 = x.copy()
+        x0[:, LEADS.index("V6")] = 0
+        p_no_v6 = torch.sigmoid(model(torch.as_tensor(x0))[:, 0]).numpy()
+    np.testing.assert_allclose(c["morf"][:, 0], p_full, atol=1e-6)
+    np.testing.assert_allclose(c["morf"][:, 1], p_no_v6, atol=1e-6)
+    np.testing.assert_allclose(c["insertion"][:, -1], p_full, atol=1e-6)
+    c8 = F.lead_curves(model, x, values[:, :8], 0, game="independent8")
+    assert c8["lerf"].shape == (2, 9)
+
+
+def test_bad_input_is_refused():
+    model, x = _linear_case(n=1, n_samples=40)
+    with pytest.raises(ValueError, match="unknown time-resolved"):
+        F.time_maps(model, x, 0, FS, methods=("smoothgrad",))
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        F.time_maps(model, bad, 0, FS, methods=("random",))
+    with pytest.raises(ValueError, match="replacement"):
+        F.perturb(x[0], np.zeros((1, 12, 10), bool), 4, np.ones(40, bool), "noise")
+    with pytest.raises(ValueError, match="order"):
+        F.unit_ranks(np.zeros((1, 3)), "random")
