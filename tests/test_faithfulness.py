@@ -163,11 +163,14 @@ def test_planted_marker_is_found_by_input_x_gradient_on_a_linear_detector():
         beat += np.exp(-0.5 * ((t - r) / 0.012) ** 2).astype(np.float32)
     x = np.tile(beat, (n, 12, 1)) + rng.normal(0, 0.002, (n, 12, n_samples)).astype(np.float32)
     marker = np.array([0, 1] * (n // 2))
-    xp, marker_out, start, problems = F.plant_markers(x, marker, FS, seed=0)
-    assert not problems and (marker_out == marker).all() and (start >= 0).all()
+    xp, marker_out, window, problems = F.plant_markers(x, marker, FS, beats="one", seed=0)
+    assert not problems and (marker_out == marker).all()
     width = len(F.notch(FS))
-    box = F.marker_boxes(marker, start, width, n_samples)
+    assert (window.sum(axis=1) == width).all()
+    box = F.marker_boxes(marker, window)
     np.testing.assert_allclose((xp - x)[box], np.tile(F.notch(FS), box.sum() // width), atol=1e-6)
+    every, _, w_all, _ = F.plant_markers(x, marker, FS, beats="all", seed=0)
+    assert (w_all.sum(axis=1) == width * 12).all()  # 12 R peaks, each with room before it
     assert ((xp - x)[~box] == 0).all()
     # detector: logit = -(sum of the marker leads); its exact attribution is input x gradient
     w = np.zeros((2, 12, n_samples), np.float32)

@@ -43,6 +43,14 @@ TINY = {
     "max_fit_steps": 500,
     "n_wave_records": 6,
     "n_estimators": 10,
+    "n_records": 2,
+    "n_curve_steps": 2,
+    "n_random_records": 2,
+    "randomise_exact12": False,
+    "planted_records": 0,
+    "planted_epochs": 1,
+    "n_planted_explain": 1,
+    "exact12_records": 1,
     "device": "cpu",
 }
 
@@ -65,6 +73,13 @@ WRITES = {
         "clusters_waves.csv",
         "surrogate_forest.csv",
         "companion_c_k_sweep.png",
+    ),
+    "faithfulness": (
+        "faithfulness.csv",
+        "faithfulness_ranks.csv",
+        "faithfulness_curves.png",
+        "faithfulness_randomisation.png",
+        "faithfulness_planted.png",
     ),
 }
 

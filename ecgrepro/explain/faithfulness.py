@@ -428,7 +428,8 @@ def interpolate_removed(x: np.ndarray, removed: np.ndarray, valid: np.ndarray) -
     xp = np.take_along_axis(x, np.clip(prev, 0, None), -1)
     xn = np.take_along_axis(x, np.clip(nxt, None, x.shape[-1] - 1), -1)
     both = has_prev & has_next
-    w = (t - prev) / np.where(both, nxt - prev, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # kept samples (prev = next) are not used
+        w = (t - prev) / np.where(both, nxt - prev, 1)
     line = np.where(
         both,
         xp + w * (xn - xp),
@@ -792,14 +793,16 @@ def plant_markers(
     width_ms: float = 40.0,
     depth_mv: float = 0.5,
     before_r_ms: float = 120.0,
+    beats: str = "all",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Add a notch before one QRS complex of each marked record, at the marker's leads.
+    """Add a notch before QRS complexes of each marked record, at the marker's leads.
 
     The R peaks are found on lead II (:func:`ecgrepro.beats.r_peaks`,
-    neurokit2); one beat is drawn at random among those with room, and the
-    notch ends ``before_r_ms`` before its R peak (in the PR segment). A record
-    whose R peaks cannot be found is reported and left unmarked.
+    neurokit2); the notch ends ``before_r_ms`` before an R peak (in the PR
+    segment), before every beat with room for it (``beats="all"``) or before
+    one drawn at random (``"one"``). A record whose R peaks cannot be found is
+    reported and left unmarked.
 
     Parameters
     ----------
@@ -812,6 +815,7 @@ def plant_markers(
         Record names, for the report.
     width_ms, depth_mv, before_r_ms : float
         The notch (:func:`notch`) and where it ends before the R peak.
+    beats : {"all", "one"}
     seed : int
 
     Returns
@@ -820,11 +824,18 @@ def plant_markers(
         A copy.
     marker : numpy.ndarray of int, shape (n,)
         As given, with -1 for the records that could not be marked.
-    start : numpy.ndarray of int, shape (n,)
-        First sample of the notch (-1: none); it spans ``len(notch(...))`` samples.
+    window : numpy.ndarray of bool, shape (n, n_samples)
+        The samples the notch covers (on the marker's leads).
     problems : list of str
         One line per record left unmarked.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``beats``.
     """
+    if beats not in ("all", "one"):
+        raise ValueError(f"beats must be 'all' or 'one', not {beats!r}")
     x = np.array(x, dtype=np.float32, copy=True)
     n, _, n_samples = x.shape
     marker = np.asarray(marker, dtype=int).copy()
@@ -833,7 +844,7 @@ def plant_markers(
     shape = notch(fs_hz, width_ms, depth_mv)
     gap = int(round(before_r_ms * fs_hz / 1000))
     rng = np.random.default_rng(seed)
-    start = np.full(n, -1)
+    window = np.zeros((n, n_samples), dtype=bool)
     problems = []
     leads = [[LEADS.index(lead) for lead in leads] for leads in MARKERS.values()]
     for i in np.flatnonzero(marker >= 0):
@@ -850,25 +861,34 @@ def plant_markers(
             problems.append(f"{names[i]}: not marked (no R peak with room before it)")
             marker[i] = -1
             continue
-        s = int(rng.choice(starts))
-        x[i][np.ix_(leads[marker[i]], np.arange(s, s + len(shape)))] += shape
-        start[i] = s
-    return x, marker, start, problems
+        if beats == "one":
+            starts = rng.choice(starts, 1)
+        for s in starts:
+            x[i][np.ix_(leads[marker[i]], np.arange(s, s + len(shape)))] += shape
+            window[i, s : s + len(shape)] = True
+    return x, marker, window, problems
 
 
-def marker_boxes(marker: np.ndarray, start: np.ndarray, width: int, n_samples: int) -> np.ndarray:
+def marker_boxes(marker: np.ndarray, window: np.ndarray) -> np.ndarray:
     """The planted notch's lead x time box per record.
+
+    Parameters
+    ----------
+    marker : numpy.ndarray of int, shape (n,)
+        Index into :data:`MARKERS`; -1: none.
+    window : numpy.ndarray of bool, shape (n, n_samples)
+        From :func:`plant_markers`.
 
     Returns
     -------
     numpy.ndarray of bool, shape (n, 12, n_samples)
         All False for a record without a marker.
     """
-    n = len(marker)
-    box = np.zeros((n, len(LEADS), n_samples), dtype=bool)
+    window = np.asarray(window, dtype=bool)
+    box = np.zeros((len(marker), len(LEADS), window.shape[-1]), dtype=bool)
     leads = [[LEADS.index(lead) for lead in leads] for leads in MARKERS.values()]
     for i in np.flatnonzero(np.asarray(marker) >= 0):
-        box[i, leads[marker[i]], start[i] : start[i] + width] = True
+        box[i, leads[marker[i]]] = window[i]
     return box
 
 
@@ -1049,3 +1069,210 @@ def interval_of_means(
     idx = np.random.default_rng(seed).integers(0, len(v), (n_boot, len(v)))
     lo, hi = percentile_interval(v[idx].mean(axis=1))
     return float(v.mean()), float(lo), float(hi)
+
+
+def planted_dataset(
+    ds,
+    n_records: int = 0,
+    width_ms: float = 40.0,
+    depth_mv: float = 0.5,
+    before_r_ms: float = 120.0,
+    beats: str = "all",
+    seed: int = 0,
+):
+    """A copy of a dataset whose labels are the planted markers (:func:`plant_markers`).
+
+    Each record draws, with equal odds, no marker or one of :data:`MARKERS`;
+    the labels are the markers (multi-hot, 2 columns in :data:`MARKERS`
+    order), so a model trained on it must find the notch. Splits are kept.
+
+    Parameters
+    ----------
+    ds : ecgrepro.data.ECGDataset
+        Source records (PTB-XL in the book).
+    n_records : int
+        At most this many records, drawn at random (``seed``); 0: all. The
+        planted signals are held in memory (n x 12 x n_samples float32).
+    width_ms, depth_mv, before_r_ms : float
+        The notch (:func:`notch`, :func:`plant_markers`).
+    beats : {"all", "one"}
+        Before every beat, or one (:func:`plant_markers`).
+    seed : int
+
+    Returns
+    -------
+    planted : ecgrepro.data.ECGDataset
+        Named ``<name>_planted``; its ``cache_key`` hashes the source's and
+        the planting parameters, so its trained model gets its own artifact.
+        ``records`` gains ``marker`` (-1, 0, 1).
+    window : numpy.ndarray of bool, shape (n, n_samples)
+        The notch's samples per record (:func:`plant_markers`).
+    problems : list of str
+        Records left unmarked (no R peak found), labelled as no marker.
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(ds.records))
+    if n_records and n_records < len(rows):
+        rows = np.sort(rng.choice(rows, n_records, replace=False))
+    marker = rng.integers(-1, len(MARKERS), len(rows))
+    records = ds.records.iloc[rows].reset_index(drop=True)
+    x, marker, window, problems = plant_markers(
+        np.asarray(ds.signals[rows]),
+        marker,
+        ds.fs_hz,
+        records["n_valid"].to_numpy(),
+        records["record"].astype(str).tolist(),
+        width_ms,
+        depth_mv,
+        before_r_ms,
+        beats,
+        seed,
+    )
+    y = np.zeros((len(rows), len(MARKERS)), np.float32)
+    y[marker >= 0, marker[marker >= 0]] = 1.0
+    records = records.assign(
+        classes=[list(MARKERS)[m] if m >= 0 else "" for m in marker],
+        marker=marker,
+    )
+    params = [ds.cache_key, n_records, width_ms, depth_mv, before_r_ms, beats, seed, "planted-v1"]
+    key = hashlib.sha256(json.dumps(params).encode()).hexdigest()[:16]
+    planted = dataclasses.replace(
+        ds,
+        name=f"{ds.name}_planted",
+        signals=x,
+        y=y,
+        records=records,
+        cache_key=key,
+        notes=list(ds.notes),
+        skipped=ds.skipped,
+    )
+    return planted, window, problems
+
+
+# --------------------------------------------------------------------------- the page's batches
+
+
+def benchmark_curves(
+    model: nn.Module,
+    x: np.ndarray,
+    target: np.ndarray,
+    fs_hz: float,
+    n_valid: np.ndarray,
+    maps: dict[str, np.ndarray],
+    lead_sets: dict[str, dict[str, np.ndarray]] | None = None,
+    lead_rows: np.ndarray | None = None,
+    n_steps: int = 20,
+    replacements: tuple[str, ...] = REPLACEMENTS,
+    lerf_replacements: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Deletion curves of every time-resolved map, and lead curves of every method, as one dict.
+
+    Parameters
+    ----------
+    model, x, target, fs_hz, n_valid
+        As :func:`deletion_curves`.
+    maps : dict of str -> numpy.ndarray, shape (n, 12, n_samples)
+        :func:`time_maps`.
+    lead_sets : dict of str -> dict of str -> numpy.ndarray, optional
+        Per lead game (``leads12``, ``independent8``), each method's values on
+        the records ``lead_rows`` (n_lead, n_players); the time-resolved maps
+        enter through :func:`lead_scores` unless already given.
+    lead_rows : numpy.ndarray of int, optional
+        Positions in ``x`` of the records with lead-level values.
+    n_steps, replacements, lerf_replacements, seed
+        As :func:`deletion_curves`.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``time|<method>|<curve>`` (n, n_steps + 1), ``time|fractions``,
+        ``<game>|<method>|<curve>`` (n_lead, n_players + 1),
+        ``<game>|fractions``, and ``seconds|<kind>|<method>`` (curve time).
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, m in maps.items():
+        t0 = time.perf_counter()
+        c = deletion_curves(
+            model, x, m, target, fs_hz, n_valid, n_steps, replacements, lerf_replacements, seed=seed
+        )
+        out["time|fractions"], out["time|units"] = c.pop("fractions"), c.pop("units")
+        out.update({f"time|{name}|{k}": v for k, v in c.items()})
+        out[f"seconds|time|{name}"] = np.array(time.perf_counter() - t0)
+    if lead_sets and lead_rows is not None and len(lead_rows):
+        rows = np.asarray(lead_rows, dtype=int)
+        for game, given in lead_sets.items():
+            values = {k: lead_scores(m[rows], game) for k, m in maps.items()}
+            values.update(given)
+            for name, v in values.items():
+                t0 = time.perf_counter()
+                c = lead_curves(model, x[rows], v, target[rows], n_valid[rows], game, seed=seed)
+                out[f"{game}|fractions"] = c.pop("fractions")
+                out.update({f"{game}|{name}|{k}": a for k, a in c.items()})
+                out[f"seconds|{game}|{name}"] = np.array(time.perf_counter() - t0)
+    return out
+
+
+def randomisation_similarity(
+    model: nn.Module,
+    x: np.ndarray,
+    target: np.ndarray,
+    fs_hz: float,
+    n_valid: np.ndarray,
+    methods: tuple[str, ...],
+    lead_methods: tuple[str, ...] = (),
+    map_kw: dict | None = None,
+    lead_kw: dict | None = None,
+    stages: tuple[str, ...] = tuple(STAGES),
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Each method's map after each cascading randomisation stage, against the trained model's.
+
+    Parameters
+    ----------
+    model, x, target, fs_hz, n_valid
+        As :func:`time_maps`.
+    methods : tuple of str
+        Time-resolved methods (:data:`TIME_METHODS`).
+    lead_methods : tuple of str
+        Lead-level methods (:data:`LEAD_METHODS`), compared on their lead values.
+    map_kw, lead_kw : dict, optional
+        Extra arguments of :func:`time_maps` and :func:`lead_values`.
+    stages : tuple of str
+        :data:`STAGES`, top first.
+    seed : int
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``<method>|spearman`` and ``<method>|ssim``: (n_stages, n) similarity
+        of the stage's map with the trained model's (:func:`map_similarity`);
+        ``<method>|seconds`` (n_stages + 1,); ``stages``.
+    """
+    map_kw, lead_kw = map_kw or {}, lead_kw or {}
+
+    def all_maps(m):
+        maps, sec = time_maps(m, x, target, fs_hz, n_valid, methods, seed=seed, **map_kw)
+        if lead_methods:
+            vals, sec2 = lead_values(m, x, target, n_valid, lead_methods, seed=seed, **lead_kw)
+            maps.update(vals)
+            sec.update(sec2)
+        return maps, sec
+
+    base, sec = all_maps(model)
+    names = list(base)
+    out = {f"{k}|{s}": np.zeros((len(stages), len(x))) for k in names for s in ("spearman", "ssim")}
+    seconds = {k: [sec[k]] for k in names}
+    for j, (_, m) in enumerate(randomised_models(model, stages, seed)):
+        maps, sec = all_maps(m)
+        for k in names:
+            nv = n_valid if base[k].ndim == 3 else None
+            out[f"{k}|spearman"][j], out[f"{k}|ssim"][j] = map_similarity(base[k], maps[k], nv)
+            seconds[k].append(sec[k])
+    out.update({f"{k}|seconds": np.array(v) for k, v in seconds.items()})
+    out["stages"] = np.array(stages)
+    return out

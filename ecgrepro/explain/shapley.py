@@ -568,6 +568,8 @@ class PanelResult:
         Per-record values per method (target class only).
     targets : dict of str -> numpy.ndarray of int
         Class explained per record, per method.
+    rows : dict of str -> numpy.ndarray of int
+        The dataset rows of ``values[method]``'s records.
     reused : list of str
         Results re-read from the store instead of computed.
     """
@@ -579,6 +581,7 @@ class PanelResult:
     values: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)
     reused: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)
 
     def row_marks(self, method: str) -> list[str]:
         """The flag of each row of ``matrices[method]`` (9 classes, then "" for AVG)."""
@@ -898,7 +901,13 @@ def shap_panel(
         ],
         columns=["method", "records", "model_evaluations_per_record", "seconds_per_record"],
     )
-    return PanelResult(matrices, exact_df, costs, flags, values, targets, reused)
+    rows = {
+        "gradient_published": np.asarray(ex_idx, dtype=int),
+        "gradient_principled": np.asarray(ex2, dtype=int),
+        f"exact_{exact_baseline}": np.asarray(rows_c, dtype=int),
+        f"exact8_{exact_baseline}": np.asarray(rows_c, dtype=int),
+    }
+    return PanelResult(matrices, exact_df, costs, flags, values, targets, reused, rows)
 
 
 def lead_rank(row: np.ndarray, lead: str, leads: tuple[str, ...]) -> int | None:
