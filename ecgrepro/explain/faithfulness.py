@@ -1058,6 +1058,88 @@ def pairwise_wilcoxon(values: pd.DataFrame, higher_is_better: bool) -> pd.DataFr
     return out
 
 
+def planted_dataset(
+    ds,
+    n_records: int = 0,
+    width_ms: float = 40.0,
+    depth_mv: float = 0.5,
+    before_r_ms: float = 120.0,
+    beats: str = "all",
+    seed: int = 0,
+):
+    """A copy of a dataset whose labels are the planted markers (:func:`plant_markers`).
+
+    Each record draws, with equal odds, no marker or one of :data:`MARKERS`;
+    the labels are the markers (multi-hot, 2 columns in :data:`MARKERS`
+    order), so a model trained on it must find the notch. Splits are kept.
+
+    Parameters
+    ----------
+    ds : ecgrepro.data.ECGDataset
+        Source records (PTB-XL in the book).
+    n_records : int
+        At most this many records, drawn at random (``seed``); 0: all. The
+        planted signals are held in memory (n x 12 x n_samples float32).
+    width_ms, depth_mv, before_r_ms : float
+        The notch (:func:`notch`, :func:`plant_markers`).
+    beats : {"all", "one"}
+        Before every beat, or one (:func:`plant_markers`).
+    seed : int
+
+    Returns
+    -------
+    planted : ecgrepro.data.ECGDataset
+        Named ``<name>_planted``; its ``cache_key`` hashes the source's and
+        the planting parameters, so its trained model gets its own artifact.
+        ``records`` gains ``marker`` (-1, 0, 1).
+    window : numpy.ndarray of bool, shape (n, n_samples)
+        The notch's samples per record (:func:`plant_markers`).
+    problems : list of str
+        Records left unmarked (no R peak found), labelled as no marker.
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(ds.records))
+    if n_records and n_records < len(rows):
+        rows = np.sort(rng.choice(rows, n_records, replace=False))
+    marker = rng.integers(-1, len(MARKERS), len(rows))
+    records = ds.records.iloc[rows].reset_index(drop=True)
+    x, marker, window, problems = plant_markers(
+        np.asarray(ds.signals[rows]),
+        marker,
+        ds.fs_hz,
+        records["n_valid"].to_numpy(),
+        records["record"].astype(str).tolist(),
+        width_ms,
+        depth_mv,
+        before_r_ms,
+        beats,
+        seed,
+    )
+    y = np.zeros((len(rows), len(MARKERS)), np.float32)
+    y[marker >= 0, marker[marker >= 0]] = 1.0
+    records = records.assign(
+        classes=[list(MARKERS)[m] if m >= 0 else "" for m in marker],
+        marker=marker,
+    )
+    params = [ds.cache_key, n_records, width_ms, depth_mv, before_r_ms, beats, seed, "planted-v1"]
+    key = hashlib.sha256(json.dumps(params).encode()).hexdigest()[:16]
+    planted = dataclasses.replace(
+        ds,
+        name=f"{ds.name}_planted",
+        signals=x,
+        y=y,
+        records=records,
+        cache_key=key,
+        notes=list(ds.notes),
+        skipped=ds.skipped,
+    )
+    return planted, window, problems
+
+
 # --------------------------------------------------------------------------- the page's batches
 
 
