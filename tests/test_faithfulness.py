@@ -240,3 +240,44 @@ def test_bad_input_is_refused():
         F.perturb(x[0], np.zeros((1, 12, 10), bool), 4, np.ones(40, bool), "noise")
     with pytest.raises(ValueError, match="order"):
         F.unit_ranks(np.zeros((1, 3)), "random")
+
+
+def test_planted_dataset_labels_are_the_markers_and_the_source_is_untouched():
+    import pandas as pd
+
+    from ecgrepro.data.datasets import ECGDataset
+    from ecgrepro.data.errors import SkipReport
+
+    rng = np.random.default_rng(0)
+    n, n_samples = 30, 1000
+    t = np.arange(n_samples) / FS
+    beat = sum(np.exp(-0.5 * ((t - r) / 0.012) ** 2) for r in np.arange(0.5, 10, 0.8))
+    signals = np.tile(beat.astype(np.float32), (n, 12, 1))
+    signals += rng.normal(0, 0.002, signals.shape).astype(np.float32)
+    records = pd.DataFrame(
+        {
+            "record": [f"r{i}" for i in range(n)],
+            "split": ["train"] * 20 + ["val"] * 5 + ["test"] * 5,
+            "n_valid": np.full(n, n_samples),
+        }
+    )
+    ds = ECGDataset(
+        "ptbxl",
+        signals,
+        np.zeros((n, 9), np.float32),
+        records,
+        FS,
+        n_samples,
+        SkipReport("ptbxl"),
+        cache_key="source",
+    )
+    planted, window, problems = F.planted_dataset(ds, seed=1)
+    marker = planted.records["marker"].to_numpy()
+    assert not problems and planted.name == "ptbxl_planted" and planted.y.shape == (n, 2)
+    np.testing.assert_array_equal(planted.y.argmax(1)[marker >= 0], marker[marker >= 0])
+    assert (planted.y[marker < 0] == 0).all() and set(marker) == {-1, 0, 1}
+    assert list(planted.records.split) == list(records.split)  # splits kept
+    changed = np.abs(planted.signals - signals) > 0
+    np.testing.assert_array_equal(changed, F.marker_boxes(marker, window))
+    assert ds.signals is signals and ds.name == "ptbxl"  # the source is not modified
+    assert planted.data_key != ds.data_key
