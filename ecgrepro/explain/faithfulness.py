@@ -38,11 +38,11 @@ import torch
 from scipy.stats import ConstantInputWarning, friedmanchisquare, spearmanr, wilcoxon
 from torch import nn
 
-from ecgrepro.beats import r_peaks, valid_lengths
+from ecgrepro.beats import r_peaks, valid_lengths, valid_mask
 from ecgrepro.config import LEADS
 from ecgrepro.explain.deletion_mask import bin_grid, deletion_mask, lowpass, valid_bins
 from ecgrepro.explain.gradcam import grad_cam
-from ecgrepro.explain.relevance import integrated_gradients, lrp
+from ecgrepro.explain.relevance import integrated_gradients, lrp, valid_masks
 from ecgrepro.explain.shapley import (
     LEAD_GAMES,
     coalition_inputs,
@@ -186,7 +186,7 @@ def time_maps(
     n, n_leads, n_samples = x.shape
     targets = np.broadcast_to(np.asarray(target, dtype=int), (n,)).copy()
     lengths = valid_lengths(n_valid, (n,), n_samples)
-    valid = np.arange(n_samples)[None, :] >= (n_samples - lengths)[:, None]  # (n, n_samples)
+    valid = valid_masks(lengths, n_samples)  # (n, n_samples)
     model = model.eval()
     maps, seconds = {}, {}
     for name in methods:
@@ -245,7 +245,8 @@ def lead_values(
     Parameters
     ----------
     model : torch.nn.Module
-        (batch, 12, n_samples) -> logits; put in eval mode (CPU).
+        (batch, 12, n_samples) -> logits; put in eval mode. The values are
+        computed on the CPU; the model is back on its device afterwards.
     x : numpy.ndarray, shape (n, 12, n_samples), float32, mV
     target : int or numpy.ndarray of int, shape (n,)
     n_valid : numpy.ndarray of int, shape (n,), optional
@@ -281,27 +282,31 @@ def lead_values(
     n, _, n_samples = x.shape
     targets = np.broadcast_to(np.asarray(target, dtype=int), (n,)).copy()
     lengths = valid_lengths(n_valid, (n,), n_samples)
-    model = model.eval().cpu()
+    device = next(model.parameters()).device
+    model = model.eval().cpu()  # GradientExplainer and the lead games run on the CPU
     base = np.zeros(x.shape[1:], np.float32) if exact_baseline is None else exact_baseline
     values, seconds = {}, {}
-    for name in methods:
-        t0 = time.perf_counter()
-        if name.startswith("shap_"):
-            if not backgrounds or name not in backgrounds:
-                raise ValueError(f"{name} needs its GradientExplainer background (backgrounds)")
-            values[name] = gradient_shap_per_lead(
-                model, backgrounds[name], x, targets, nsamples, seed, lengths
-            )
-        else:
-            game = "leads12" if name == "shapley12" else "independent8"
-            phi = [
-                exact_lead_shapley(model, x[i], base, game=game, n_valid=int(lengths[i]))[0][
-                    :, targets[i]
+    try:
+        for name in methods:
+            t0 = time.perf_counter()
+            if name.startswith("shap_"):
+                if not backgrounds or name not in backgrounds:
+                    raise ValueError(f"{name} needs its GradientExplainer background (backgrounds)")
+                values[name] = gradient_shap_per_lead(
+                    model, backgrounds[name], x, targets, nsamples, seed, lengths
+                )
+            else:
+                game = "leads12" if name == "shapley12" else "independent8"
+                phi = [
+                    exact_lead_shapley(model, x[i], base, game=game, n_valid=int(lengths[i]))[0][
+                        :, targets[i]
+                    ]
+                    for i in range(n)
                 ]
-                for i in range(n)
-            ]
-            values[name] = np.array(phi, dtype=np.float64).reshape(n, len(LEAD_GAMES[game]))
-        seconds[name] = time.perf_counter() - t0
+                values[name] = np.array(phi, dtype=np.float64).reshape(n, len(LEAD_GAMES[game]))
+            seconds[name] = time.perf_counter() - t0
+    finally:
+        model.to(device)
     return values, seconds
 
 
@@ -356,7 +361,7 @@ def unit_scores(
     n, n_leads, n_samples = maps.shape
     lengths = valid_lengths(n_valid, (n,), n_samples)
     bin_len, n_bins = bin_grid(n_samples, fs_hz, unit_ms)
-    valid = np.arange(n_samples)[None, :] >= (n_samples - lengths)[:, None]
+    valid = valid_masks(lengths, n_samples)
     padded = np.zeros((n, n_leads, n_bins * bin_len))
     padded[..., -n_samples:] = np.where(valid[:, None, :], maps, 0.0)
     sums = padded.reshape(n, n_leads, n_bins, bin_len).sum(axis=-1)
@@ -576,7 +581,7 @@ def deletion_curves(
     blurred = lowpass(x, fs_hz, blur_hz, lengths) if blur else None
     out = {k: np.zeros((n, n_steps + 1)) for k in names}
     for i in range(n):
-        valid = np.arange(n_samples) >= n_samples - lengths[i]
+        valid = valid_mask(n_samples, lengths[i])
         k = np.round(fractions * units[i]).astype(int)  # units removed (inserted) per step
         for name in names:
             order = "lerf" if name.startswith("lerf") else "morf"
@@ -641,7 +646,7 @@ def lead_curves(
     ranks = {o: unit_ranks(values, o, seed) for o in ("morf", "lerf")}
     out = {k: np.zeros((n, p + 1)) for k in ("morf", "lerf", "insertion")}
     for i in range(n):
-        valid = torch.as_tensor(np.arange(n_samples) >= n_samples - lengths[i])
+        valid = torch.as_tensor(valid_mask(n_samples, lengths[i]))
         xt = torch.as_tensor(x[i])
         bt = torch.where(valid, torch.as_tensor(base), xt)
         for name in out:
@@ -1308,14 +1313,18 @@ def panel_benchmark(
     maps, sec = time_maps(
         model, x, target, fs_hz, n_valid, tuple(TIME_METHODS), ig_steps, mask_kw, seed=seed
     )
-    t1 = time.perf_counter()
-    device = next(model.parameters()).device
-    given = dict(given)
-    given["shap_published"] = gradient_shap_per_lead(
-        model.cpu().eval(), published_background, x[:k], target[:k], nsamples, seed, n_valid[:k]
+    published, sec_pub = lead_values(
+        model,
+        x[:k],
+        target[:k],
+        n_valid[:k],
+        ("shap_published",),
+        {"shap_published": published_background},
+        nsamples,
+        seed=seed,
     )
-    model.to(device)
-    sec["shap_published"] = time.perf_counter() - t1
+    given = {**given, **published}
+    sec.update(sec_pub)
     idx8 = [LEADS.index(lead) for lead in LEAD_GAMES["independent8"]]
     lead_sets = {
         "leads12": given,
@@ -1431,7 +1440,6 @@ def planted_scores(
         deletion-mask maps.
     """
     n12 = len(x) if n_exact12 is None else min(n_exact12, len(x))
-    device = next(model.parameters()).device
     maps, sec = time_maps(model, x, marker, fs_hz, n_valid, seed=seed, **(map_kw or {}))
     vals, sec2 = lead_values(
         model,
@@ -1444,7 +1452,6 @@ def planted_scores(
         seed=seed,
     )
     v12, sec3 = lead_values(model, x[:n12], marker[:n12], n_valid[:n12], ("shapley12",), seed=seed)
-    model.to(device)
     out = {}
     for m, mp in maps.items():
         out[f"{m}|mass_accuracy"] = mass_accuracy(mp, box)
