@@ -10,7 +10,7 @@ MATHJAX   := _build/vendor/mathjax/es5/tex-svg.js
 DATA_ARG  := $(if $(ECGREPRO_DATA),--data $(ECGREPRO_DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv vendor book data html test lint clean bench
+.PHONY: help venv vendor book data html check-book test smoke pdf tex lint clean bench repro-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,15 +47,60 @@ data: venv ## download PTB-XL + CPSC 2018 from PhysioNet into DATA=/path (needs 
 html: venv vendor ## rebuild the HTML from the last executed notebooks, without executing them
 	$(VENV)/bin/ecgrepro book --no-execute
 
-test: venv ## run the unit tests on the real sample
+check-book: venv ## open every page of _build/html in headless Chromium (after make book)
+	@test -f _build/html/index.html \
+	  || { echo "check-book: no _build/html/index.html; run make book first"; exit 2; }
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "check-book: installing Debian's chromium and chromium-driver"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+	$(PY) -m ecgrepro.checkbook _build/html --screenshots _build/screenshots
+
+test: venv vendor ## run the unit tests on the real sample (the smoke run is `make smoke`)
 	$(VENV)/bin/ruff check ecgrepro tests
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not notebooks"
+
+smoke: venv ## every page at the paper's shapes (500 Hz, 15,000 samples) on tiny data, then the book
+	@start=$$(date +%s); \
+	$(PY) -m pytest -m notebooks && \
+	echo "make smoke: wall time $$(( $$(date +%s) - start )) s"
+
+# Debian's TeX Live for `make pdf`, installed when xelatex is absent (sudo only when not root).
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
+TEXLIVE   := texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+             texlive-plain-generic latexmk fonts-freefont-otf lmodern tex-gyre
+
+tex: ## install TeX Live (xelatex, latexmk) from Debian when absent
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEXLIVE); }
+
+pdf: venv tex ## the whole book as one PDF (_build/pdf/book.pdf) from the last executed notebooks
+	$(VENV)/bin/ecgrepro pdf
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check ecgrepro tests
 
 bench: venv ## training-speed benchmark: records/s, FLOPs, share outside forward/backward
 	$(PY) -m ecgrepro.bench
+
+# Table 2 (PROFILE=quick) executed twice, retraining every model, into two build folders of its
+# own (their signal caches too); every CSV it writes must be the same byte for byte (~15 min).
+REPRO_RUN := import sys; from pathlib import Path; from ecgrepro.cli import execute_notebooks; \
+  from ecgrepro.config import find_data_root; execute_notebooks(sys.argv[1], {"retrain": True}, \
+  find_data_root(sys.argv[2] or None), Path(sys.argv[3]).resolve(), ["table2_generalisation"])
+
+repro-check: venv ## Table 2 twice from scratch (retrained): its CSVs must be identical
+	rm -rf _build/repro-a _build/repro-b
+	$(PY) -c '$(REPRO_RUN)' $(PROFILE) "$(ECGREPRO_DATA)" _build/repro-a
+	$(PY) -c '$(REPRO_RUN)' $(PROFILE) "$(ECGREPRO_DATA)" _build/repro-b
+	@status=0; for a in _build/repro-a/tables/*.csv; do \
+	  f=$$(basename $$a); [ "$$f" = page_times.csv ] && continue; \
+	  if cmp -s $$a _build/repro-b/tables/$$f; then echo "repro-check: $$f identical"; \
+	  else echo "repro-check: $$f DIFFERS"; status=1; fi; \
+	done; exit $$status
 
 clean: ## remove the build (keeps .venv)
 	rm -rf _build

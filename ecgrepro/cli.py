@@ -15,6 +15,7 @@ A failing notebook stops the build with a non-zero exit status.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -22,9 +23,20 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_profiles
+from ecgrepro.report import (
+    PAGE_ENV,
+    check_pdf,
+    clear_run_facts,
+    figures_in_notebooks,
+    run_report,
+    run_report_markdown,
+    run_report_summary,
+    write_run_report,
+)
 
 
 def toc_notebooks(toc_file: Path) -> list[str]:
@@ -110,20 +122,41 @@ def execute_notebooks(
         nb_out.parent.mkdir(parents=True, exist_ok=True)
         print(f"[{stem}] executing with {params}", flush=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(
-            str(nb_in),
-            str(nb_out),
-            parameters=params,
-            cwd=str(REPO_ROOT),
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=True,
-        )
+        clear_run_facts(build_dir, stem)
+        os.environ[PAGE_ENV] = stem  # the kernel inherits it: setup() records the run facts
+        try:
+            pm.execute_notebook(
+                str(nb_in),
+                str(nb_out),
+                parameters=params,
+                cwd=str(REPO_ROOT),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=True,
+            )
+        finally:
+            os.environ.pop(PAGE_ENV, None)
+        hide_injected_parameters(nb_out)
         seconds = time.perf_counter() - t0
         print(f"[{stem}] done in {seconds:.0f} s", flush=True)
         record_page_time(build_dir / "tables" / "page_times.csv", stem, seconds)
         done.append(nb_out)
     return done
+
+
+def hide_injected_parameters(nb_path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` in an executed notebook.
+
+    The rendered page shows the parameters in its front matter
+    (:func:`ecgrepro.report.page_parameters`) instead of a code cell; the executed notebook
+    keeps the cell, so it still reruns as it ran.
+    """
+    nb = json.loads(Path(nb_path).read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+    Path(nb_path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def profile_label(profile: str, overrides: dict) -> str:
@@ -206,7 +239,9 @@ def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     """Copy the book's sources beside the executed notebooks; vendor MathJax.
 
     Also writes ``book/page_times.md`` into the staged sources: the time per
-    page from ``tables/page_times.csv``, which the reproduction notes include.
+    page from ``tables/page_times.csv``, which the reproduction notes include; and the run
+    report (:mod:`ecgrepro.report`): ``book/run_report.md``, the book's appendix, and
+    ``tables/run_report.csv``.
 
     Parameters
     ----------
@@ -235,15 +270,20 @@ def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     pages = [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
     times = page_times_markdown(read_page_times(build_dir / "tables" / "page_times.csv"), pages)
     (src / "book" / "page_times.md").write_text(times)
+    report = run_report(build_dir, pages)
+    write_run_report(report, build_dir / "tables")
+    (src / "book" / "run_report.md").write_text(run_report_markdown(report))
     (src / "_static").mkdir(exist_ok=True)
+    (src / "_vendor").mkdir(exist_ok=True)  # html_extra_path: MathJax, copied to the HTML root
     if not mathjax:
         return src
-    vendored = build_dir / "vendor" / "mathjax" / "es5"
+    vendored = REPO_ROOT / "_build" / "vendor" / "mathjax" / "es5"  # `make vendor`
     if not (vendored / "tex-svg.js").is_file():
         raise FileNotFoundError(
             f"vendored MathJax not found at {vendored}; run `make vendor` (npm pack mathjax@3)"
         )
-    shutil.copytree(vendored, src / "_static" / "mathjax", dirs_exist_ok=True)
+    shutil.rmtree(src / "_static" / "mathjax", ignore_errors=True)  # where earlier builds put it
+    shutil.copytree(vendored, src / "_vendor" / "mathjax", dirs_exist_ok=True)
     return src
 
 
@@ -263,6 +303,179 @@ def build_html(src: Path, out_root: Path) -> None:
     if exe.exists():
         cmd[0] = str(exe)
     subprocess.run(cmd, check=True)
+
+
+def build_pdf(src: Path, build_dir: Path) -> Path:
+    """The whole book as one PDF: jupyter-book's LaTeX builder, then xelatex (via latexmk).
+
+    The LaTeX build reads a copy of ``_config.yml`` that also hides every code cell's source
+    (``nb_remove_code_source``): a printed page shows the prose, the tables and the figures.
+
+    Parameters
+    ----------
+    src : pathlib.Path
+        Staged sources (:func:`stage_book`).
+    build_dir : pathlib.Path
+        The PDF is written to ``build_dir / "pdf" / "book.pdf"``; LaTeX works in
+        ``build_dir / "latex"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The PDF.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``xelatex`` or ``latexmk`` is not installed (``make tex`` installs them).
+    subprocess.CalledProcessError
+        If the LaTeX build fails.
+    """
+    for tool in ("xelatex", "latexmk"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"{tool} not found; `make tex` installs Debian's TeX Live")
+    config = yaml.safe_load((src / "_config.yml").read_text())
+    sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_config["nb_remove_code_source"] = True
+    pdf_config = src / "_config_pdf.yml"
+    pdf_config.write_text(yaml.safe_dump(config, sort_keys=False))
+    work = build_dir / "latex"
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(src), "--builder", "pdflatex"]
+    cmd += ["--config", str(pdf_config), "--path-output", str(work), "-n", "--keep-going"]
+    subprocess.run(cmd, check=True)
+    target = build_dir / "pdf" / "book.pdf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(work / "_build" / "latex" / "book.pdf", target)
+    return target
+
+
+#: The page whose parameters ``ecgrepro train`` uses: it trains the Original, Ours_1 and Ours_2.
+TRAIN_PAGE = "table3_retraining"
+
+#: Parameters of :func:`ecgrepro.pipeline.setup` that ``ecgrepro train`` takes from the profile.
+TRAIN_PARAMETERS = (
+    "fs_hz",
+    "window_s",
+    "seed",
+    "device",
+    "label_mapping",
+    "epochs",
+    "epochs_ours",
+    "batch_size",
+    "lr",
+    "augment_cpsc_in_ours2",
+    "retrain",
+    "amp",
+    "compile",
+)
+
+
+def add_train_parser(sub) -> None:
+    """The ``train`` subcommand's arguments (see :func:`train_command`)."""
+    train = sub.add_parser(
+        "train",
+        help="train one model into the artifacts the book reuses (also under torchrun)",
+        description="Train replicate K of one model with a profile's parameters and store it "
+        "where the book's pages look for it. Under `torchrun --nproc_per_node N -m ecgrepro.cli "
+        "train ...` the N processes share each batch (DistributedDataParallel: NCCL on GPUs, "
+        "gloo on CPUs); rank 0 validates and writes the artifact once.",
+    )
+    train.add_argument(
+        "--model", required=True, help="original, ours1, ours2 or ptbxl_only (paper_specs)"
+    )
+    train.add_argument(
+        "--seed-index", type=int, default=0, help="replicate K: trained with seed + K (default 0)"
+    )
+    train.add_argument("--profile", default="quick", help="profile of ecgrepro/profiles.yml")
+    train.add_argument(
+        "--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)"
+    )
+    train.add_argument("--build-dir", default=None, help="build folder (default: <repo>/_build)")
+    train.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=f"override one parameter ({', '.join(TRAIN_PARAMETERS)}), e.g. -p epochs 5",
+    )
+    train.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch norm over the global batch (default: on with several CUDA processes; "
+        "torch's SyncBatchNorm has no CPU version)",
+    )
+
+
+def train_command(args) -> int:
+    """``ecgrepro train``: one model, as :meth:`ecgrepro.pipeline.Pipeline.model` would train it.
+
+    The parameters are the profile's for :data:`TRAIN_PAGE` plus the ``-p``
+    overrides, so the artifact has the key a ``make book`` with the same
+    profile and overrides looks up, and is reused there. Under ``torchrun``
+    (``WORLD_SIZE`` set) the process group is joined first
+    (:func:`ecgrepro.train.init_distributed`); rank 0 reads (and caches) the
+    data before the others, so that the signal cache is written once.
+
+    Returns
+    -------
+    int
+        0; 2 if no data root is found or the model, profile or a parameter is unknown.
+    """
+    import torch.distributed
+
+    from ecgrepro.pipeline import paper_specs, setup
+    from ecgrepro.train import init_distributed
+
+    if args.model not in paper_specs():
+        print(f"error: unknown model {args.model!r}; known: {list(paper_specs())}", file=sys.stderr)
+        return 2
+    overrides = {k: parse_value(v) for k, v in args.parameter}
+    unknown = sorted(set(overrides) - set(TRAIN_PARAMETERS))
+    if unknown:
+        print(f"error: unknown parameter(s) {unknown}; known: {TRAIN_PARAMETERS}", file=sys.stderr)
+        return 2
+    profiles = load_profiles()
+    if args.profile not in profiles:
+        known = sorted(profiles)
+        print(f"error: unknown profile {args.profile!r}; known: {known}", file=sys.stderr)
+        return 2
+    params = {k: v for k, v in profiles[args.profile][TRAIN_PAGE].items() if k in TRAIN_PARAMETERS}
+    params.update(overrides)
+    try:
+        data_root = find_data_root(args.data)
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    dist, device = init_distributed(params.pop("device"))
+    log = print if dist.is_main else None
+    build = str(Path(args.build_dir).resolve()) if args.build_dir else ""
+    try:
+        pipe = None
+        for turn in ("main", "others"):  # rank 0 fills the signal cache, then the others read it
+            if (turn == "main") == dist.is_main:
+                pipe = setup(str(data_root), build, device=str(device), **params)
+            dist.barrier()
+        pipe.dist, pipe.sync_bn = dist, args.sync_bn
+        if log:
+            log(
+                f"ecgrepro train: {args.model} replicate {args.seed_index}, profile "
+                f"{args.profile}, {dist.world_size} process(es) on {device}, data {data_root}"
+            )
+        t0 = time.perf_counter()
+        trained = pipe.model(args.model, args.seed_index, log=log)
+        if log:
+            log(
+                f"{args.model} replicate {args.seed_index}: artifact {trained.folder} "
+                f"({'reused' if trained.reused else 'trained'}, {time.perf_counter() - t0:.0f} s)"
+            )
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,13 +500,25 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument(
         "--no-execute", action="store_true", help="rebuild HTML from the last executed copies"
     )
+    for command in (book,):
+        command.add_argument(
+            "--build-dir",
+            default=None,
+            help="build folder (default: <repo>/_build); its HTML goes to BUILD_DIR/_build/html "
+            "unless it is the default",
+        )
+    pdf = sub.add_parser("pdf", help="build the whole book as one PDF from the executed notebooks")
+    pdf.add_argument("--build-dir", default=None, help="build folder (default: <repo>/_build)")
     dl = sub.add_parser(
         "download", help="fetch PTB-XL v1.0.3 and CPSC 2018 from PhysioNet, verified"
     )
     dl.add_argument("root", help="data root to fill (ptb-xl/ and cpsc2018/ are created under it)")
     dl.add_argument("--dataset", nargs="*", default=["ptbxl", "cpsc"], choices=["ptbxl", "cpsc"])
     dl.add_argument("--base-url", default=None, help="mirror replacing the PhysioNet release root")
+    add_train_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return train_command(args)
     if args.command == "download":
         from ecgrepro.download import download
 
@@ -308,7 +533,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed else 0
 
     t0 = time.perf_counter()
-    build_dir = REPO_ROOT / "_build"
+    build_dir = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
+    if args.command == "pdf":
+        src = stage_book(build_dir, mathjax=False)
+        pdf_path = build_pdf(src, build_dir)
+        executed = sorted((src / "notebooks").glob("*.ipynb"))
+        figures = figures_in_notebooks(executed)
+        # every executed page is at least a chapter of its own; every figure is embedded
+        pages, images = check_pdf(pdf_path, min_pages=len(executed) + 2, min_images=figures)
+        print(
+            f"PDF written in {time.perf_counter() - t0:.0f} s: {pdf_path}: {pages} pages, "
+            f"{images} embedded images for the {figures} figures of {len(executed)} pages"
+        )
+        return 0
     try:
         data_root = find_data_root(args.data)
     except DataNotFoundError as err:
@@ -319,9 +556,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_execute:
         execute_notebooks(args.profile, overrides, data_root, build_dir, args.only)
     src = stage_book(build_dir)
-    print("time per page (" + str(build_dir / "tables" / "page_times.csv") + "):", flush=True)
-    print((src / "book" / "page_times.md").read_text(), flush=True)
-    build_html(src, REPO_ROOT)
+    print("run report (" + str(build_dir / "tables" / "run_report.csv") + "):", flush=True)
+    print(
+        run_report_summary(
+            pd.read_csv(build_dir / "tables" / "run_report.csv", dtype=str, keep_default_na=False)
+        ),
+        flush=True,
+    )
+    build_html(src, REPO_ROOT if build_dir == REPO_ROOT / "_build" else build_dir)
     minutes, seconds = divmod(time.perf_counter() - t0, 60)
     print(f"book built in {int(minutes)} min {seconds:.0f} s: {build_dir / 'html' / 'index.html'}")
     return 0

@@ -36,7 +36,16 @@ from ecgrepro.config import REPO_ROOT, find_data_root
 from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
 from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import LeadLSTM, ResNet1d, resnet34
-from ecgrepro.train import Samples, TrainResult, predict_scores, select_device, train_model
+from ecgrepro.report import write_run_facts
+from ecgrepro.train import (
+    DistContext,
+    Samples,
+    TrainResult,
+    predict_scores,
+    resolve_sync_bn,
+    select_device,
+    train_model,
+)
 
 #: Bump when a change to data preparation, the model or the training loop changes the weights.
 TRAIN_CODE_VERSION = 2  # 2: augmentation offsets leave the zero-padding at 0
@@ -62,6 +71,11 @@ class TrainingSpec:
     arch : str
         ``resnet34`` (the paper's model) or ``lstm_<lead>`` (Companion B's
         :class:`ecgrepro.models.LeadLSTM` on one lead, e.g. ``lstm_II``).
+    amp : {"off", "bf16"}
+        Mixed precision of training and scoring (:func:`ecgrepro.train.autocast`);
+        ``off`` is the published code's float32.
+    compile : bool
+        Train and score :func:`torch.compile` d copies of the model.
     """
 
     name: str
@@ -73,6 +87,8 @@ class TrainingSpec:
     lr: float = 1e-4
     seed: int = 0
     arch: str = "resnet34"
+    amp: str = "off"
+    compile: bool = False
 
 
 def build_model(arch: str, fs_hz: float, n_samples: int, num_classes: int) -> torch.nn.Module:
@@ -98,6 +114,8 @@ def paper_specs(
     lr: float = 1e-4,
     seed: int = 0,
     augment_cpsc_in_ours2: bool = False,
+    amp: str = "off",
+    compile: bool = False,
 ) -> dict[str, TrainingSpec]:
     """The paper's three models plus the PTB-XL-only model, in training order.
 
@@ -111,12 +129,14 @@ def paper_specs(
         Shared by all.
     augment_cpsc_in_ours2 : bool
         False (faithful): Ours_2 augments only its PTB-XL records.
+    amp, compile
+        As :class:`TrainingSpec`, shared by all.
 
     Returns
     -------
     dict of str -> TrainingSpec
     """
-    common = {"batch_size": batch_size, "lr": lr, "seed": seed}
+    common = {"batch_size": batch_size, "lr": lr, "seed": seed, "amp": amp, "compile": compile}
     both = ("cpsc", "ptbxl")
     return {
         "original": TrainingSpec("original", ("cpsc",), epochs=epochs, **common),
@@ -174,19 +194,30 @@ def superclass_spec(
 
 
 def artifact_key(
-    spec: TrainingSpec, datasets: dict[str, ECGDataset], device: str, parent_key: str | None = None
+    spec: TrainingSpec,
+    datasets: dict[str, ECGDataset],
+    device: str,
+    parent_key: str | None = None,
+    local_bn_records: int | None = None,
 ) -> str:
     """Hash of everything that determines a model's weights.
 
     Parameters
     ----------
     spec : TrainingSpec
+        Its ``amp`` and ``compile`` enter the key only when not ``off`` /
+        False, so the models trained before they existed keep their keys.
     datasets : dict of str -> ECGDataset
         Only the datasets in ``spec.train_on`` enter the key.
     device : str
         Device type (``cpu``/``cuda``): kernels differ, so do the weights.
     parent_key : str, optional
         Key of ``spec.init_from``'s artifact.
+    local_bn_records : int, optional
+        Set when a distributed training normalises each process's shard
+        apart (no synchronised batch norm): the records per shard. A
+        distributed training with synchronised batch norm computes what one
+        process does, up to floating-point order, and shares its key.
 
     Returns
     -------
@@ -199,6 +230,9 @@ def artifact_key(
     spec_fields = asdict(spec)
     if spec_fields["arch"] == "resnet34":
         del spec_fields["arch"]  # ResNet artifacts keep the keys they had before arch existed
+    for name, faithful in (("amp", "off"), ("compile", False)):
+        if spec_fields[name] == faithful:
+            del spec_fields[name]  # likewise for the models trained before these existed
     payload = {
         "spec": spec_fields,
         "data": used,
@@ -207,6 +241,8 @@ def artifact_key(
         "code": TRAIN_CODE_VERSION,
         "torch": torch.__version__.split("+")[0],
     }
+    if local_bn_records is not None:
+        payload["local_bn_records"] = local_bn_records
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -258,6 +294,8 @@ class TrainedModel:
     def scores(self, name: str, samples: Samples, data_key: str, device="cpu") -> np.ndarray:
         """Sigmoid outputs on ``samples``, cached in the artifact folder by ``data_key``.
 
+        Scored with the spec's ``amp`` and ``compile`` (:func:`ecgrepro.train.predict_scores`).
+
         Returns
         -------
         numpy.ndarray, shape (len(samples), 9), float32
@@ -265,7 +303,9 @@ class TrainedModel:
         path = self.folder / f"scores-{name}-{data_key}.npy"
         if path.is_file():
             return np.load(path)
-        s = predict_scores(self.model, samples, device=device)
+        s = predict_scores(
+            self.model, samples, device=device, amp=self.spec.amp, compile=self.spec.compile
+        )
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, s)
         os.replace(tmp, path)
@@ -280,6 +320,8 @@ def get_model(
     parent: TrainedModel | None = None,
     retrain: bool = False,
     log=print,
+    dist: DistContext | None = None,
+    sync_bn: bool | None = None,
 ) -> TrainedModel:
     """Load a model's artifact if its key exists, else train it and store the artifact.
 
@@ -297,6 +339,16 @@ def get_model(
         Train even if the artifact exists (the old one is replaced).
     log : callable, optional
         Receives progress lines.
+    dist : ecgrepro.train.DistContext, optional
+        A distributed training (``ecgrepro train`` under ``torchrun``): every
+        process trains its shard; rank 0 alone validates and writes the
+        artifact, once, while the others wait, then read it back. None: one
+        process.
+    sync_bn : bool, optional
+        As :func:`ecgrepro.train.train_model`. Without synchronised batch norm
+        a distributed training's key differs from one process's
+        (:func:`artifact_key`'s ``local_bn_records``), so the book does not
+        mistake it for the model it would train.
 
     Returns
     -------
@@ -308,36 +360,27 @@ def get_model(
         If ``spec.init_from`` is set and ``parent`` is not that model.
     """
     device = torch.device(device)
+    dist = dist or DistContext()
     if spec.init_from and (parent is None or parent.spec.name != spec.init_from):
         raise ValueError(f"{spec.name} starts from {spec.init_from}; pass that model as parent")
     ref = datasets[spec.train_on[0]]
-    key = artifact_key(spec, datasets, device.type, parent.key if parent else None)
+    sync = resolve_sync_bn(sync_bn, device, dist.world_size)
+    local_bn = spec.batch_size // dist.world_size if dist.world_size > 1 and not sync else None
+    key = artifact_key(spec, datasets, device.type, parent.key if parent else None, local_bn)
     folder = Path(artifacts_dir) / f"{spec.name}-{key}"
     torch.manual_seed(spec.seed)  # the initial weights, when training
     model = build_model(spec.arch, ref.fs_hz, ref.n_samples, ref.y.shape[1])
     if (folder / "meta.json").is_file() and not retrain:
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
-        meta = json.loads((folder / "meta.json").read_text())
-        if log:
-            log(f"{spec.name}: reusing artifact {folder.name} (trained {meta['created']})")
-        return TrainedModel(
-            spec,
-            model.to(device).eval(),
-            key,
-            folder,
-            pd.read_csv(folder / "log.csv"),
-            meta["best_epoch"],
-            True,
-            meta,
-        )
+        return _load_artifact(spec, model, key, folder, device, log)
     if parent is not None:
         model.load_state_dict(parent.model.state_dict())
     train = samples_for(datasets, spec.train_on, "train", spec.augment)
     val = samples_for(datasets, spec.train_on, "val")
     if log:
+        procs = f", {dist.world_size} processes" if dist.world_size > 1 else ""
         log(
             f"{spec.name}: training on {len(train)} records ({'+'.join(spec.train_on)}), "
-            f"validating on {len(val)}, {spec.epochs} epochs, key {key}"
+            f"validating on {len(val)}, {spec.epochs} epochs{procs}, key {key}"
         )
     t0 = time.perf_counter()
     result: TrainResult = train_model(
@@ -350,7 +393,14 @@ def get_model(
         seed=spec.seed,
         device=device,
         log=log,
+        amp=spec.amp,
+        compile=spec.compile,
+        dist=dist,
+        sync_bn=sync,
     )
+    if not dist.is_main:
+        dist.barrier()  # rank 0 writes the artifact; then read it, as if reused
+        return replace(_load_artifact(spec, model, key, folder, device, None), reused=False)
     meta = {
         "spec": asdict(spec),
         "key": key,
@@ -360,6 +410,8 @@ def get_model(
         "n_train": len(train),
         "n_val": len(val),
         "device": device.type,
+        "world_size": dist.world_size,
+        "sync_bn": sync,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     tmp = folder.with_name(folder.name + ".tmp")
@@ -370,7 +422,28 @@ def get_model(
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
+    dist.barrier()
     return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
+
+
+def _load_artifact(
+    spec: TrainingSpec, model: torch.nn.Module, key: str, folder: Path, device, log
+) -> TrainedModel:
+    """A stored artifact's weights loaded into ``model`` (on ``device``, eval mode)."""
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+    meta = json.loads((folder / "meta.json").read_text())
+    if log:
+        log(f"{spec.name}: reusing artifact {folder.name} (trained {meta['created']})")
+    return TrainedModel(
+        spec,
+        model.to(device).eval(),
+        key,
+        folder,
+        pd.read_csv(folder / "log.csv"),
+        meta["best_epoch"],
+        True,
+        meta,
+    )
 
 
 def replicate(spec: TrainingSpec, k: int) -> TrainingSpec:
@@ -455,6 +528,11 @@ class Pipeline:
     specs : dict of str -> TrainingSpec
         :func:`paper_specs` for the page's parameters (replicate 0).
     retrain : bool
+    dist : ecgrepro.train.DistContext, optional
+        Set by ``ecgrepro train`` under ``torchrun``: models are trained by
+        all its processes (:func:`get_model`). None: one process.
+    sync_bn : bool, optional
+        As :func:`get_model`.
     """
 
     root: Path
@@ -466,6 +544,8 @@ class Pipeline:
     datasets: dict[str, ECGDataset]
     specs: dict[str, TrainingSpec]
     retrain: bool = False
+    dist: DistContext | None = None
+    sync_bn: bool | None = None
     _models: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -485,7 +565,15 @@ class Pipeline:
             spec = replicate(self.specs[name], k)
             parent = self.model(spec.init_from, k, log) if spec.init_from else None
             self._models[name, k] = get_model(
-                spec, self.datasets, self.artifacts, self.device, parent, self.retrain, log
+                spec,
+                self.datasets,
+                self.artifacts,
+                self.device,
+                parent,
+                self.retrain,
+                log,
+                self.dist,
+                self.sync_bn,
             )
         return self._models[name, k]
 
@@ -545,6 +633,8 @@ def setup(
     lr: float = 1e-4,
     augment_cpsc_in_ours2: bool = False,
     retrain: bool = False,
+    amp: str = "off",
+    compile: bool = False,
 ) -> Pipeline:
     """The setup every results page repeats: data root, build folders, both datasets, model specs.
 
@@ -568,6 +658,10 @@ def setup(
         As :func:`paper_specs`.
     retrain : bool
         Train even where an artifact has the same key.
+    amp : {"off", "bf16"}
+        Mixed precision of training and scoring (:class:`TrainingSpec`); ``off`` is faithful.
+    compile : bool
+        :func:`torch.compile` for training and scoring (:class:`TrainingSpec`).
 
     Returns
     -------
@@ -588,7 +682,22 @@ def setup(
         "cpsc": load_cpsc(root, fs_hz, n_samples, seed=seed, cache_dir=cache),
         "ptbxl": load_ptbxl(root, fs_hz, n_samples, cache_dir=cache, label_mapping=label_mapping),
     }
-    specs = paper_specs(epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2)
-    return Pipeline(
-        root, build, select_device(device), fs_hz, window_s, n_samples, datasets, specs, retrain
+    specs = paper_specs(
+        epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2, amp, compile
     )
+    torch_device = select_device(device)
+    write_run_facts(  # for the book's run report (only inside a book build)
+        build,
+        {
+            "device": str(torch_device),
+            "data_root": str(root),
+            "datasets": {
+                (ds.name if ds.name == "cpsc" else f"{ds.name} ({label_mapping})"): {
+                    **ds.inventory,
+                    "skipped": len(ds.skipped),
+                }
+                for ds in datasets.values()
+            },
+        },
+    )
+    return Pipeline(root, build, torch_device, fs_hz, window_s, n_samples, datasets, specs, retrain)

@@ -5,6 +5,7 @@ best-validation-mean-F1 checkpoint (METHODS.md, "Input and training").
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,6 +104,105 @@ class Samples:
         return out
 
 
+@dataclass
+class AugmentDraw:
+    """The random draws of :func:`augment` for a batch, apart from the signals they apply to.
+
+    Drawing and applying are separate so that the processes of a distributed
+    training can each draw the whole global batch's augmentation (the same
+    generator calls as one process) and apply only the rows of their shard.
+
+    Attributes
+    ----------
+    scale : numpy.ndarray, shape (batch,), bool
+        Records whose leads are scaled.
+    factors : numpy.ndarray, shape (batch, 12, 1), float32
+        Per-lead factor, N(1, 0.1); 1 where ``scale`` is False.
+    shift : numpy.ndarray, shape (batch,), bool
+        Records whose leads are shifted.
+    offsets : numpy.ndarray, shape (batch, 12, 1), float32, mV
+        Per-lead offset in {-20, ..., 19} / 1000 mV; 0 where ``shift`` is False.
+    """
+
+    scale: np.ndarray
+    factors: np.ndarray
+    shift: np.ndarray
+    offsets: np.ndarray
+
+    def take(self, rows: np.ndarray) -> AugmentDraw:
+        """The draws of records ``rows`` (an index array into the batch)."""
+        return AugmentDraw(
+            self.scale[rows], self.factors[rows], self.shift[rows], self.offsets[rows]
+        )
+
+
+def draw_augmentation(rng: np.random.Generator, batch: int, leads: int = 12) -> AugmentDraw:
+    """Draw the published augmentation of ``batch`` records (see :func:`augment`).
+
+    The generator is called exactly as the published recipe does, in this order:
+    ``standard_normal(batch)`` (scale?), the factors of the scaled records,
+    ``standard_normal(batch)`` (shift?), the offsets of the shifted records.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    batch : int
+        Records to draw for.
+    leads : int
+        Leads per record (12).
+
+    Returns
+    -------
+    AugmentDraw
+    """
+    scale = rng.standard_normal(batch) > 0.5
+    factors = np.ones((batch, leads, 1), np.float32)
+    if scale.any():
+        factors[scale] = rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
+    shift = rng.standard_normal(batch) > 0.5
+    offsets = np.zeros((batch, leads, 1), np.float32)
+    if shift.any():
+        offsets[shift] = (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
+            np.float32
+        )
+    return AugmentDraw(scale, factors, shift, offsets)
+
+
+def apply_augmentation(
+    x: np.ndarray, draw: AugmentDraw, n_valid: np.ndarray | None = None
+) -> np.ndarray:
+    """Apply drawn augmentation to a batch, in place: scale, then shift the signal only.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (batch, 12, n_samples), float32, mV
+        Modified in place.
+    draw : AugmentDraw
+        Of the same ``batch`` records.
+    n_valid : numpy.ndarray, shape (batch,), int, optional
+        Samples of each record that are signal (the rest, at the front, is
+        padding, which stays 0). None: all ``n_samples``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x``.
+    """
+    length = x.shape[-1]
+    if draw.scale.any():
+        x[draw.scale] *= draw.factors[draw.scale]
+    shift = draw.shift
+    if shift.any():
+        offset = draw.offsets[shift]
+        if n_valid is None:
+            x[shift] += offset
+        else:
+            first = length - np.asarray(n_valid)[shift]  # first valid sample of each record
+            signal = np.arange(length)[None, :] >= first[:, None]
+            x[shift] += offset * signal[:, None, :]
+    return x
+
+
 def augment(
     x: np.ndarray, rng: np.random.Generator, n_valid: np.ndarray | None = None
 ) -> np.ndarray:
@@ -114,6 +214,7 @@ def augment(
     record as read, before it is zero-padded to the input length (METHODS.md,
     "Input and training"), so the padding stays exactly 0: here the offset is
     added to the last ``n_valid`` samples only (scaling leaves zeros at 0).
+    :func:`draw_augmentation` then :func:`apply_augmentation`.
 
     Parameters
     ----------
@@ -129,22 +230,7 @@ def augment(
     numpy.ndarray
         ``x``.
     """
-    b, leads, length = x.shape
-    scale = rng.standard_normal(b) > 0.5
-    if scale.any():
-        x[scale] *= rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
-    shift = rng.standard_normal(b) > 0.5
-    if shift.any():
-        offset = (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
-            np.float32
-        )
-        if n_valid is None:
-            x[shift] += offset
-        else:
-            first = length - np.asarray(n_valid)[shift]  # first valid sample of each record
-            signal = np.arange(length)[None, :] >= first[:, None]
-            x[shift] += offset * signal[:, None, :]
-    return x
+    return apply_augmentation(x, draw_augmentation(rng, x.shape[0], x.shape[1]), n_valid)
 
 
 @contextmanager
@@ -170,11 +256,220 @@ def select_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+#: Mixed-precision modes: ``off`` (float32, the published code) or ``bf16`` (bfloat16 autocast).
+AMP_MODES = ("off", "bf16")
+
+#: cuBLAS workspace setting that makes its matmuls deterministic (CUDA >= 10.2); see
+#: https://docs.nvidia.com/cuda/cublas/index.html#results-reproducibility
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+def check_amp(amp: str | bool) -> str:
+    """The mixed-precision mode as one of :data:`AMP_MODES` (True/False: ``bf16``/``off``).
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    if isinstance(amp, bool):
+        return "bf16" if amp else "off"
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    return amp
+
+
+def autocast(device: torch.device | str, amp: str | bool = "off") -> torch.autocast:
+    """bfloat16 autocast on ``device``'s type when ``amp`` is ``bf16``, else a no-op context.
+
+    Under autocast torch's op lists decide the precision op by op: the
+    convolutions and the linear layer run in bfloat16 (and batch norm on their
+    bfloat16 outputs, accumulating in float32), the loss in float32; weights,
+    gradients and the optimiser's state stay float32. Not in the published code.
+    """
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=check_amp(amp) == "bf16")
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True, warn_only: bool = True) -> Iterator[None]:
+    """Run a block with torch's deterministic algorithms, then restore the previous settings.
+
+    Sets :func:`torch.use_deterministic_algorithms`, cuDNN's ``deterministic``
+    (and ``benchmark`` off: autotuning may pick other kernels run to run) and
+    oneDNN's ``deterministic``; on CUDA it sets ``CUBLAS_WORKSPACE_CONFIG`` to
+    :data:`CUBLAS_DETERMINISTIC` if unset (cuBLAS reads it when the process
+    first uses it, so set it before any CUDA work to be sure).
+
+    Parameters
+    ----------
+    enabled : bool
+        False: the block runs with the settings it finds (nothing is changed).
+    warn_only : bool
+        True: an operation with no deterministic implementation warns instead
+        of raising. On CUDA this model has one: the backward of
+        ``AdaptiveMaxPool1d`` (its head), which scatters gradients with atomic
+        adds; with an output of length 1 each (record, channel) adds once into
+        one sample, so the sum cannot be reordered (an inference from the
+        kernel, not measured here). On the CPU every operation of the training
+        loop has a deterministic implementation.
+    """
+    if not enabled:
+        yield
+        return
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.mkldnn.deterministic,
+    )
+    env_before = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if torch.cuda.is_available() and env_before is None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.mkldnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:4]
+        torch.backends.mkldnn.deterministic = before[4]
+        if env_before is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a :mod:`torch.distributed` training.
+
+    Attributes
+    ----------
+    rank : int
+        This process's rank (0: the one that validates and writes).
+    world_size : int
+        Number of processes; 1: no process group.
+    local_rank : int
+        Rank on this machine (the CUDA device index).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process (nothing without a process group)."""
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+
+def init_distributed(device: str = "auto") -> tuple[DistContext, torch.device]:
+    """Join the process group that ``torchrun`` describes in the environment, if any.
+
+    ``torchrun --nproc_per_node N`` sets ``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; the group is
+    initialised from them (``env://``) with NCCL on CUDA devices (process
+    ``LOCAL_RANK`` on device ``cuda:LOCAL_RANK``) and gloo on CPUs. Without
+    ``WORLD_SIZE`` no group is made: a plain single process.
+
+    Parameters
+    ----------
+    device : str
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    DistContext
+    torch.device
+        The device this process trains on.
+    """
+    dev = select_device(device)
+    if "WORLD_SIZE" not in os.environ:
+        return DistContext(), dev
+    world = int(os.environ["WORLD_SIZE"])
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dev.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(
+            backend, init_method="env://", rank=rank, world_size=world
+        )
+    return DistContext(rank, world, local), dev
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """This rank's contiguous part ``[lo, hi)`` of a global batch of ``n`` records.
+
+    Parts differ in size by at most one (``numpy.array_split``'s rule); a rank
+    may get none when ``n < world_size`` (the last batch of an epoch).
+    """
+    base, extra = divmod(n, world_size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of torch's generator (dropout) on ``rank``: ``seed`` on rank 0, an independent
+    stream (:class:`numpy.random.SeedSequence` of ``(seed, rank)``) on the others."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def resolve_sync_bn(sync_bn: bool | None, device: torch.device, world_size: int) -> bool:
+    """Whether batch norm is synchronised across processes.
+
+    ``None`` (auto): on CUDA with more than one process. torch's
+    :class:`torch.nn.SyncBatchNorm` runs on GPUs only.
+
+    Raises
+    ------
+    ValueError
+        If ``sync_bn`` is True for CPU processes.
+    """
+    if world_size < 2:
+        return False
+    if sync_bn is None:
+        return device.type == "cuda"
+    if sync_bn and device.type != "cuda":
+        raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only (gloo/CPU: use False)")
+    return bool(sync_bn)
+
+
 @torch.no_grad()
 def predict_scores(
-    model: nn.Module, samples: Samples, batch_size: int = 64, device: torch.device | str = "cpu"
+    model: nn.Module,
+    samples: Samples,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    amp: str = "off",
+    compile: bool = False,
 ) -> np.ndarray:
     """Sigmoid outputs of ``model`` for every sample, in order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        (batch, 12, n_samples) float32 mV -> (batch, n_classes) logits; put in eval mode.
+    samples : Samples
+    batch_size : int
+    device : torch.device or str
+    amp : {"off", "bf16"}
+        ``bf16``: bfloat16 autocast (:func:`autocast`); the logits are cast back to float32.
+    compile : bool
+        Run a :func:`torch.compile` d copy (the last batch is zero-padded to
+        ``batch_size`` so that one shape is compiled; in eval mode records do
+        not interact, so the padding changes no score).
 
     Returns
     -------
@@ -182,11 +477,16 @@ def predict_scores(
     """
     device = torch.device(device)
     model.eval().to(device)
+    net = torch.compile(model, dynamic=False) if compile else model
     out = []
     for start in range(0, len(samples), batch_size):
         idx = np.arange(start, min(start + batch_size, len(samples)))
         x = torch.from_numpy(samples.signals(idx)).to(device)
-        out.append(torch.sigmoid(model(x).float()).cpu().numpy())
+        if compile and len(idx) < batch_size:
+            x = torch.cat([x, x.new_zeros((batch_size - len(idx),) + tuple(x.shape[1:]))])
+        with autocast(device, amp):
+            logits = net(x)[: len(idx)]
+        out.append(torch.sigmoid(logits.float()).cpu().numpy())
     n_out = model.fc.out_features if hasattr(model, "fc") else 0
     return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
 
@@ -197,18 +497,88 @@ def train_step(
     criterion: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    amp: bool = False,
+    amp: str | bool = "off",
+    n_global: int | None = None,
+    world_size: int = 1,
 ) -> torch.Tensor:
     """One forward/backward/optimiser step on a batch; returns the (detached) loss.
 
-    x : (batch, 12, n_samples) float32, mV; y : (batch, 9) float32 in {0, 1}.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, or its :class:`torch.nn.parallel.DistributedDataParallel` wrapper.
+    optimiser, criterion
+        As :func:`train_model` (``criterion`` averages over its input).
+    x : torch.Tensor, shape (batch, 12, n_samples), float32, mV
+        This process's records (its shard of the global batch).
+    y : torch.Tensor, shape (batch, 9), float32 in {0, 1}
+    amp : {"off", "bf16"}
+        bfloat16 autocast for the forward pass and the loss.
+    n_global : int, optional
+        Records in the global batch (all processes); None: ``len(x)``.
+    world_size : int
+        Processes. DDP averages the processes' gradients, so each process's
+        loss is scaled by ``len(x) * world_size / n_global``: the gradient is
+        then the gradient of the mean over the global batch, even when the
+        shards differ in size (a process with no records contributes 0).
+
+    Returns
+    -------
+    torch.Tensor
+        The scaled loss (one process: the mean over ``x``).
     """
+    n_global = len(x) if n_global is None else n_global
     optimiser.zero_grad()
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = criterion(model(x), y)
+    with autocast(x.device, amp):
+        out = model(x)
+        if world_size == 1 and n_global == len(x):
+            loss = criterion(out, y)
+        elif len(x):
+            loss = criterion(out, y) * (len(x) * world_size / n_global)
+        else:
+            loss = out.sum() * 0.0  # keeps this process in DDP's gradient all-reduce
     loss.backward()
     optimiser.step()
     return loss.detach()
+
+
+def shard_batch(
+    train: Samples, idx: np.ndarray, rng: np.random.Generator, rank: int = 0, world_size: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """This process's part of a global training batch, read and augmented.
+
+    The augmentation of the whole global batch is drawn (:func:`draw_augmentation`,
+    the same generator calls on every process and as one process makes), then
+    only the records of this rank's shard (:func:`shard_bounds`) are read and
+    augmented; concatenated over the ranks, the shards are the one-process
+    batch, bit for bit.
+
+    Parameters
+    ----------
+    train : Samples
+    idx : numpy.ndarray, shape (n,), int
+        The global batch: records of ``train``, in order.
+    rng : numpy.random.Generator
+        Advanced by the batch's augmentation draws (nothing when no record of
+        the batch is augmented).
+    rank, world_size : int
+
+    Returns
+    -------
+    x : numpy.ndarray, shape (hi - lo, 12, n_samples), float32, mV
+    y : numpy.ndarray, shape (hi - lo, 9), float32
+    """
+    aug = train.augment[idx]
+    shape = train.parts[0].shape[1:]
+    draw = draw_augmentation(rng, int(aug.sum()), shape[0]) if aug.any() else None
+    lo, hi = shard_bounds(len(idx), rank, world_size)
+    mine = idx[lo:hi]
+    x = train.signals(mine) if len(mine) else np.zeros((0, *shape), np.float32)
+    local = aug[lo:hi]
+    if draw is not None and local.any():
+        rows = (np.cumsum(aug) - 1)[lo:hi][local]  # their rows in the batch's draw
+        x[local] = apply_augmentation(x[local], draw.take(rows), train.n_valid[mine][local])
+    return x, train.y[mine]
 
 
 def train_one_epoch(
@@ -219,23 +589,30 @@ def train_one_epoch(
     rng: np.random.Generator,
     batch_size: int = 32,
     device: torch.device | str = "cpu",
-    amp: bool = False,
+    amp: str | bool = "off",
     timings: dict | None = None,
     max_batches: int | None = None,
     desc: str = "train",
+    dist: DistContext | None = None,
 ) -> float:
     """One pass over the shuffled training records.
 
     Parameters
     ----------
     model, train, optimiser, criterion
-        As :func:`train_model`.
+        As :func:`train_model` (``model`` may be DDP-wrapped).
     rng : numpy.random.Generator
-        Draws the shuffle, then the augmentation of each batch.
+        Draws the shuffle, then the augmentation of each batch. Every process
+        of a distributed training holds the same generator and makes the same
+        calls: each draws the whole epoch's permutation and each global
+        batch's augmentation (:func:`draw_augmentation`), then reads and
+        augments only its shard (:func:`shard_bounds`), so that the processes'
+        shards together are exactly the one-process batch.
     batch_size : int
+        The global batch (all processes together).
     device : torch.device or str
-    amp : bool
-        bf16 autocast (CUDA).
+    amp : {"off", "bf16"}
+        bfloat16 autocast.
     timings : dict, optional
         If given, ``timings["data"]`` and ``timings["step"]`` accumulate the
         seconds spent gathering/augmenting/transferring batches and in
@@ -244,37 +621,41 @@ def train_one_epoch(
         Stop after this many batches (benchmarks).
     desc : str
         Progress-bar label.
+    dist : DistContext, optional
+        This process's place in a distributed training; None: one process.
 
     Returns
     -------
     float
-        Mean training loss over the records seen.
+        Mean training loss over the records seen (all processes).
     """
     device = torch.device(device)
+    dist = dist or DistContext()
     model.train()
     order = rng.permutation(len(train))
     total, seen = 0.0, 0
     batches = list(range(0, len(order), batch_size))[:max_batches]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for start in tqdm(batches, desc=desc, disable=None, leave=False):
+    for start in tqdm(batches, desc=desc, disable=None if dist.is_main else True, leave=False):
         t0 = time.perf_counter()
         idx = order[start : start + batch_size]
-        x = train.signals(idx)
-        aug = train.augment[idx]
-        if aug.any():
-            x[aug] = augment(x[aug], rng, train.n_valid[idx][aug])
+        x, y = shard_batch(train, idx, rng, dist.rank, dist.world_size)
         xb = torch.from_numpy(x).to(device)
-        yb = torch.from_numpy(train.y[idx]).to(device)
+        yb = torch.from_numpy(y).to(device)
         if timings is not None:
             sync()
             t1 = time.perf_counter()
-        loss = train_step(model, optimiser, criterion, xb, yb, amp)
-        total += loss.item() * len(idx)
+        loss = train_step(model, optimiser, criterion, xb, yb, amp, len(idx), dist.world_size)
+        total += loss.item() * len(idx) / dist.world_size
         seen += len(idx)
         if timings is not None:
             sync()
             timings["data"] = timings.get("data", 0.0) + t1 - t0
             timings["step"] = timings.get("step", 0.0) + time.perf_counter() - t1
+    if dist.world_size > 1:
+        summed = torch.tensor([total], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(summed)
+        total = float(summed.item())
     return total / max(seen, 1)
 
 
@@ -286,11 +667,13 @@ class TrainResult:
     ----------
     log : pandas.DataFrame
         One row per epoch: ``epoch, train_loss, val_loss, val_mean_f1,
-        val_macro_auc, seconds``.
+        val_macro_auc, seconds`` (empty on ranks other than 0).
     best_epoch : int
-        Epoch (1-based) of the kept checkpoint (highest validation mean F1).
+        Epoch (1-based) of the kept checkpoint (highest validation mean F1);
+        0 on ranks other than 0.
     state_dict : dict
-        The kept weights (on CPU); the model is left holding them.
+        The kept weights (on CPU); the model is left holding them. Empty on
+        ranks other than 0.
     """
 
     log: pd.DataFrame
@@ -308,7 +691,11 @@ def train_model(
     seed: int = 0,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = print,
-    amp: bool = False,
+    amp: str | bool = "off",
+    compile: bool = False,
+    deterministic: bool = True,
+    dist: DistContext | None = None,
+    sync_bn: bool | None = None,
 ) -> TrainResult:
     """Train with BCEWithLogits and Adam, keeping the best validation mean-F1 weights.
 
@@ -321,76 +708,136 @@ def train_model(
     epochs : int
         30 in the paper.
     batch_size : int
-        32 in the paper.
+        32 in the paper: the global batch, split evenly across the processes
+        of a distributed training (``batch_size / world_size`` each).
     lr : float
         Adam learning rate, 1e-4 in the paper.
     seed : int
-        Seeds torch, the shuffling and the augmentation: the same seed gives
-        the same weights on CPU.
+        Seeds torch (dropout), the shuffling and the augmentation: with the
+        same initial weights, the same seed gives bit-identical weights on the
+        CPU (same machine, same number of threads).
     device : torch.device or str
     log : callable, optional
         Receives one line per epoch; None for silence.
-    amp : bool
-        bf16 autocast for forward and loss (CUDA; not in the published code).
+    amp : {"off", "bf16"}
+        bfloat16 autocast for training and validation (not in the published
+        code; ``off`` is faithful).
+    compile : bool
+        Train and validate :func:`torch.compile` d copies (same weights).
+    deterministic : bool
+        Run under :func:`deterministic_algorithms` (restored afterwards).
+    dist : DistContext, optional
+        A distributed training (:func:`init_distributed`): a copy of the
+        model is wrapped in :class:`torch.nn.parallel.DistributedDataParallel`, each
+        process trains on its shard of every global batch, and only rank 0
+        validates and keeps the best checkpoint while the others wait. None:
+        one process.
+    sync_bn : bool, optional
+        Batch norm over the global batch (:class:`torch.nn.SyncBatchNorm` in
+        the trained copy) instead of each process's shard.
+        None: on CUDA with more than one process (:func:`resolve_sync_bn`).
+        With it a distributed training computes what one process does, up to
+        floating-point order; without it each process normalises over its
+        ``batch_size / world_size`` records and the kept running statistics
+        are rank 0's.
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is not a multiple of the number of processes, or
+        ``amp`` is not a mode of :data:`AMP_MODES`.
 
     Notes
     -----
     Validation mean F1 is the mean over classes of the best F1 over the
     threshold grid, as the published code's ``cal_f1s``.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    dist = dist or DistContext()
+    amp = check_amp(amp)
+    if batch_size % dist.world_size:
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {dist.world_size} processes"
+        )
     device = torch.device(device)
-    model.to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.BCEWithLogitsLoss()
-    rows, best_f1, best_epoch, best_state = [], -1.0, 0, None
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        total = train_one_epoch(
-            model,
-            train,
-            optimiser,
-            criterion,
-            rng,
-            batch_size,
-            device,
-            amp,
-            desc=f"epoch {epoch}/{epochs}",
-        )
-        scores = predict_scores(model, val, device=device)
-        val_loss = float(
-            criterion(
-                torch.logit(torch.from_numpy(scores).double().clamp(1e-7, 1 - 1e-7)),
-                torch.from_numpy(val.y).double(),
+    with deterministic_algorithms(deterministic):
+        torch.manual_seed(rank_seed(seed, dist.rank))
+        rng = np.random.default_rng(seed)  # the same on every process
+        model.to(device)
+        net = model
+        if dist.world_size > 1:  # a copy is wrapped: the model is left without DDP's hooks
+            net = copy.deepcopy(model)
+            if resolve_sync_bn(sync_bn, device, dist.world_size):
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None
             )
-        )
-        _, f1s = f1_optimal_thresholds(val.y, scores)
-        columns = tuple(str(j) for j in range(val.y.shape[1]))  # 9 classes, or 5 superclasses
-        table = per_class_metrics(val.y, scores, np.full(len(columns), 0.5), columns)
-        auc = table.loc["AVG", "auc"]
-        row = {
-            "epoch": epoch,
-            "train_loss": total,
-            "val_loss": val_loss,
-            "val_mean_f1": float(f1s.mean()),
-            "val_macro_auc": float(auc),
-            "seconds": time.perf_counter() - t0,
-        }
-        rows.append(row)
-        if row["val_mean_f1"] > best_f1:
-            best_f1, best_epoch = row["val_mean_f1"], epoch
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        if log:
-            log(
-                f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-                f"val mean F1 {row['val_mean_f1']:.3f}  val macro AUC {auc:.3f}  "
-                f"{row['seconds']:.1f} s" + ("  *best" if best_epoch == epoch else "")
+        core = net.module if dist.world_size > 1 else net  # validated, checkpointed
+        train_net = torch.compile(net) if compile else net
+        optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+        criterion = nn.BCEWithLogitsLoss()
+        rows, best_f1, best_epoch, best_state = [], -1.0, 0, None
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            total = train_one_epoch(
+                train_net,
+                train,
+                optimiser,
+                criterion,
+                rng,
+                batch_size,
+                device,
+                amp,
+                desc=f"epoch {epoch}/{epochs}",
+                dist=dist,
             )
+            if dist.is_main:
+                row = _validate(core, val, criterion, device, amp, compile)
+                row = {"epoch": epoch, "train_loss": total, **row}
+                row["seconds"] = time.perf_counter() - t0
+                rows.append(row)
+                if row["val_mean_f1"] > best_f1:
+                    best_f1, best_epoch = row["val_mean_f1"], epoch
+                    best_state = copy.deepcopy(
+                        {k: v.detach().cpu() for k, v in core.state_dict().items()}
+                    )
+                if log:
+                    log(
+                        f"epoch {epoch:3d}  train loss {total:.4f}  val loss "
+                        f"{row['val_loss']:.4f}  val mean F1 {row['val_mean_f1']:.3f}  "
+                        f"val macro AUC {row['val_macro_auc']:.3f}  {row['seconds']:.1f} s"
+                        + ("  *best" if best_epoch == epoch else "")
+                    )
+            dist.barrier()  # the others wait for rank 0's validation
     if best_state is not None:
         model.load_state_dict(best_state)
     return TrainResult(pd.DataFrame(rows), best_epoch, best_state or {})
+
+
+def _validate(
+    model: nn.Module,
+    val: Samples,
+    criterion: nn.Module,
+    device: torch.device,
+    amp: str,
+    compile: bool,
+) -> dict:
+    """Validation loss, mean F1 over the threshold grid and macro AUC of one epoch."""
+    scores = predict_scores(model, val, device=device, amp=amp, compile=compile)
+    val_loss = float(
+        criterion(
+            torch.logit(torch.from_numpy(scores).double().clamp(1e-7, 1 - 1e-7)),
+            torch.from_numpy(val.y).double(),
+        )
+    )
+    _, f1s = f1_optimal_thresholds(val.y, scores)
+    columns = tuple(str(j) for j in range(val.y.shape[1]))  # 9 classes, or 5 superclasses
+    table = per_class_metrics(val.y, scores, np.full(len(columns), 0.5), columns)
+    return {
+        "val_loss": val_loss,
+        "val_mean_f1": float(f1s.mean()),
+        "val_macro_auc": float(table.loc["AVG", "auc"]),
+    }

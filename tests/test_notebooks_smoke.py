@@ -1,58 +1,31 @@
-"""Every page of the book runs end to end through papermill on tiny parameters.
+"""The smoke run (``make smoke``): every page at the paper's input shapes, on tiny data.
 
-Marked ``notebooks`` (part of ``make test``; deselect with ``-m "not notebooks"``). The pages
-run in the book's order into one temporary build folder, so later pages reuse the models the
-earlier ones trained, as in ``make book``; nothing is written into the repository's ``_build``.
-The data root is a slice of the real sample (links, not copies): every CPSC record and the first
-:data:`N_PTBXL` PTB-XL records at 100 Hz, with the complete metadata, so that a smoke run of all
-pages costs minutes, not the book's hour.
+Marked ``notebooks`` (``make smoke`` runs them; ``make test`` deselects them). The pages run
+through the book's own runner (:func:`ecgrepro.cli.execute_notebooks`) with the ``smoke``
+profile of ``ecgrepro/profiles.yml``: the paper's 500 Hz and 15,000 samples (PTB-XL's 10 s
+records front-padded to 30 s, read from ``records500``; CPSC's 500 Hz records), ``device: auto``
+(the CPU fallback where no GPU is present), 1 epoch and a few records per explanation. They run
+in the book's order into one temporary build folder, so later pages reuse the models the earlier
+ones trained, as in ``make book``; then the book is built from them with warnings as errors.
+Nothing is written into the repository's ``_build``.
+
+The data root is a slice of the real sample (links, not copies): the first :data:`SMOKE_RECORDS`
+CPSC records of ``REFERENCE.csv`` and PTB-XL records at 500 Hz, with PTB-XL's complete metadata,
+so that no model trains on more than 64 records.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
+import pandas as pd
 import pytest
 
-from ecgrepro.cli import build_html, stage_book, toc_notebooks
+from ecgrepro.cli import build_html, execute_notebooks, stage_book, toc_notebooks
 from ecgrepro.config import REPO_ROOT
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
-
-#: Small enough for a few minutes on 2 cores, large enough to reach every code path
-#: (two training seeds exercise the pooled intervals).
-TINY = {
-    "fs_hz": 100,
-    "window_s": 3,
-    "epochs": 1,
-    "epochs_ours": 1,
-    "n_seeds": 2,
-    "n_seeds_ours": 2,
-    "n_boot": 20,
-    "n_background": 6,
-    "n_explained": 6,
-    "nsamples": 4,
-    "n_per_class": 1,
-    "exact_per_panel": 1,
-    "n_steps": 2,
-    "n_per_group": 1,
-    "n_iter": 3,
-    "lstm_epochs": 1,
-    "ks": [2, 3],
-    "k_seeds": 2,
-    "max_fit_steps": 500,
-    "n_wave_records": 6,
-    "n_estimators": 10,
-    "n_records": 2,
-    "n_curve_steps": 2,
-    "n_random_records": 2,
-    "randomise_exact12": False,
-    "planted_records": 0,
-    "planted_epochs": 1,
-    "n_planted_explain": 1,
-    "exact12_records": 1,
-    "device": "cpu",
-}
 
 #: Files each page must (re)write.
 WRITES = {
@@ -83,8 +56,9 @@ WRITES = {
     ),
 }
 
-#: PTB-XL records (ecg_id 1..N_PTBXL) in the smoke data root; folds 1-10 all occur among them.
-N_PTBXL = 150
+#: Records per dataset in the smoke data root: 8 of 10 folds train, so each model sees at most
+#: 32 records of a dataset, 64 when trained on both.
+SMOKE_RECORDS = 40
 
 PAGES = [name.split("/")[-1] for name in toc_notebooks(REPO_ROOT / "_toc.yml")]
 
@@ -96,44 +70,47 @@ def build(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke_root(tmp_path_factory, data_root):
-    """A data root of links into the sample: all of CPSC 2018, PTB-XL's first records at 100 Hz."""
+    """A data root of links into the sample: the first CPSC and PTB-XL (500 Hz) records."""
     root = tmp_path_factory.mktemp("smoke_data")
-    (root / "cpsc2018").symlink_to(data_root / "cpsc2018", target_is_directory=True)
+    cpsc = root / "cpsc2018"
+    cpsc.mkdir()
+    lines = (data_root / "cpsc2018" / "REFERENCE.csv").read_bytes().splitlines(keepends=True)
+    (cpsc / "REFERENCE.csv").write_bytes(b"".join(lines[: SMOKE_RECORDS + 1]))
+    names = {line.split(b",")[0].decode() for line in lines[1 : SMOKE_RECORDS + 1]}
+    for source in sorted((data_root / "cpsc2018").rglob("*")):  # files, not folder links:
+        if source.is_file() and source.stem in names:  # the loader does not follow those
+            target = cpsc / source.relative_to(data_root / "cpsc2018")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
     ptb = root / "ptb-xl"
     ptb.mkdir()
     for name in ("ptbxl_database.csv", "scp_statements.csv"):
         (ptb / name).symlink_to(data_root / "ptb-xl" / name)
-    for ecg_id in range(1, N_PTBXL + 1):
+    linked, ecg_id = 0, 0
+    while linked < SMOKE_RECORDS and ecg_id < 1000:
+        ecg_id += 1
         folder = f"{ecg_id // 1000 * 1000:05d}"
-        (ptb / "records100" / folder).mkdir(parents=True, exist_ok=True)
+        source = data_root / "ptb-xl" / "records500" / folder / f"{ecg_id:05d}_hr"
+        if not source.with_suffix(".hea").exists():
+            continue
+        (ptb / "records500" / folder).mkdir(parents=True, exist_ok=True)
         for ext in (".hea", ".dat"):
-            name = f"{ecg_id:05d}_lr{ext}"
-            source = data_root / "ptb-xl" / "records100" / folder / name
-            if source.exists():
-                (ptb / "records100" / folder / name).symlink_to(source)
+            (ptb / "records500" / folder / f"{ecg_id:05d}_hr{ext}").symlink_to(
+                source.with_suffix(ext)
+            )
+        linked += 1
     return root
 
 
 @pytest.mark.parametrize("stem", PAGES)
-def test_page_runs_on_tiny_parameters(stem, build, smoke_root):
-    import papermill as pm
-
-    nb = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
-    declared = pm.inspect_notebook(str(nb))
-    params = {k: v for k, v in TINY.items() if k in declared}
-    params.update(data_root=str(smoke_root), build_dir=str(build), profile="smoke test")
-    out = build / "src" / "notebooks" / f"{stem}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
+def test_page_runs_at_the_paper_shapes(stem, build, smoke_root):
     t0 = time.time()
-    pm.execute_notebook(
-        str(nb),
-        str(out),
-        parameters=params,
-        cwd=str(REPO_ROOT),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    assert "smoke test" in out.read_text()  # the page names the parameters it ran with
+    (out,) = execute_notebooks("smoke", {}, smoke_root, build, only=[stem])
+    text = out.read_text()
+    assert '"profile": "smoke"' in text  # the page names the profile it ran with
+    nb = json.loads(text)
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and all("remove-cell" in c["metadata"]["tags"] for c in injected)
     written = {p.name for p in build.rglob("*.*") if p.is_file() and p.stat().st_mtime >= t0 - 1}
     missing = [f for f in WRITES.get(stem, ()) if f not in written]
     assert not missing, f"{stem} did not write {missing}"
@@ -148,3 +125,14 @@ def test_the_book_builds_with_warnings_as_errors(build):
     src = stage_book(build, mathjax=False)
     build_html(src, build)  # raises CalledProcessError on any warning
     assert (build / "_build" / "html" / "book" / "intro.html").is_file()
+    assert (build / "_build" / "html" / "book" / "run_report.html").is_file()
+    report = pd.read_csv(build / "tables" / "run_report.csv", dtype=str, keep_default_na=False)
+    seconds = report[report.parameter == "run.seconds"].set_index("page").value
+    assert list(seconds.index) == PAGES and all(float(v) > 0 for v in seconds)
+    assert set(report[report.parameter == "fs_hz"].value) == {"500"}
+    # device "auto" fell back to the CPU where no GPU is present, on every page with a model
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    devices = report[report.parameter == "run.device"].set_index("page").value
+    assert devices.drop("table1_dataset").str.startswith(expected).all(), devices.to_dict()

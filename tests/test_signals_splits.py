@@ -53,6 +53,15 @@ def test_folds_seeded_and_stratified():
     assert split_of(pd.Series([1, 8, 9, 10])).tolist() == ["train", "train", "val", "test"]
 
 
+def test_folds_of_a_toy_root_without_a_class_of_ten():
+    """40 records, no class with 10: scikit-learn refuses to stratify; seeded folds instead."""
+    counts = [9, 9, 8, 6, 5, 3]
+    labels = pd.Series(np.repeat(list("ABCDEF"), counts), index=[f"r{i}" for i in range(40)])
+    a, b = stratified_folds(labels, 0), stratified_folds(labels, 0)
+    pd.testing.assert_series_equal(a, b)
+    assert sorted(a.value_counts().tolist()) == [4] * 10
+
+
 @pytest.mark.parametrize(
     "n_in, fs_in, fs_out, n",
     [

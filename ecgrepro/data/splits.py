@@ -42,10 +42,12 @@ def stratified_folds(first_labels: pd.Series, seed: int, n_folds: int = 10) -> p
     Uses :class:`sklearn.model_selection.StratifiedKFold`. A class with fewer
     than ``n_folds`` records cannot appear in every fold; scikit-learn's
     warning about it is silenced here because, on the sample, it is expected.
-    With fewer records than folds (a toy data root), records go to folds
+    With fewer records than folds, or no class with ``n_folds`` records (a toy
+    data root, where scikit-learn refuses to stratify), records go to folds
     1..n in a seeded random order.
     """
-    if len(first_labels) < n_folds:
+    counts = first_labels.value_counts()
+    if len(first_labels) < n_folds or counts.empty or counts.max() < n_folds:
         order = np.random.default_rng(seed).permutation(len(first_labels))
         return pd.Series(order % n_folds + 1, index=first_labels.index, name="fold")
     folds = np.zeros(len(first_labels), dtype=np.int64)

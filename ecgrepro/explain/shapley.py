@@ -828,7 +828,8 @@ def shap_panel(
     matrices, flags = {}, []
     for method, vals in values.items():
         rule = "signed" if method == "gradient_published" else "abs"
-        vals = vals.reshape(len(targets[method]), -1)
+        # (records, leads * ...); explicit so that a panel without exact records (0 rows) works
+        vals = vals.reshape(len(targets[method]), int(np.prod(vals.shape[1:])))
         matrices[method] = aggregate_per_lead(vals, targets[method], normalise=rule)
         flags.append(sum_flags(vals, targets[method]).assign(method=method))
     flags = pd.concat(flags, ignore_index=True)[
