@@ -1453,7 +1453,9 @@ def planted_scores(
     )
     v12, sec3 = {}, {}  # none asked for (the smoke run: 4,096 evaluations per record)
     if n12 > 0:
-        v12, sec3 = lead_values(model, x[:n12], marker[:n12], n_valid[:n12], ("shapley12",), seed=seed)
+        v12, sec3 = lead_values(
+            model, x[:n12], marker[:n12], n_valid[:n12], ("shapley12",), seed=seed
+        )
     out = {}
     for m, mp in maps.items():
         out[f"{m}|mass_accuracy"] = mass_accuracy(mp, box)
