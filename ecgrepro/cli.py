@@ -371,6 +371,27 @@ TRAIN_PARAMETERS = (
 )
 
 
+def add_run_arguments(
+    parser: argparse.ArgumentParser, parameter_help: str, build_dir_help: str
+) -> None:
+    """The arguments ``ecgrepro book`` and ``ecgrepro train`` share: ``--profile``, ``--data``,
+    ``--build-dir`` and ``-p NAME VALUE`` (repeatable)."""
+    parser.add_argument("--profile", default="quick", help="profile of ecgrepro/profiles.yml")
+    parser.add_argument(
+        "--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)"
+    )
+    parser.add_argument("--build-dir", default=None, help=build_dir_help)
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=parameter_help,
+    )
+
+
 def add_train_parser(sub) -> None:
     """The ``train`` subcommand's arguments (see :func:`train_command`)."""
     train = sub.add_parser(
@@ -387,19 +408,10 @@ def add_train_parser(sub) -> None:
     train.add_argument(
         "--seed-index", type=int, default=0, help="replicate K: trained with seed + K (default 0)"
     )
-    train.add_argument("--profile", default="quick", help="profile of ecgrepro/profiles.yml")
-    train.add_argument(
-        "--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)"
-    )
-    train.add_argument("--build-dir", default=None, help="build folder (default: <repo>/_build)")
-    train.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help=f"override one parameter ({', '.join(TRAIN_PARAMETERS)}), e.g. -p epochs 5",
+    add_run_arguments(
+        train,
+        parameter_help=f"override one parameter ({', '.join(TRAIN_PARAMETERS)}), e.g. -p epochs 5",
+        build_dir_help="build folder (default: <repo>/_build)",
     )
     train.add_argument(
         "--sync-bn",
@@ -483,30 +495,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecgrepro", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     book = sub.add_parser("book", help="execute the notebooks and build the HTML book")
-    book.add_argument("--profile", default="quick", help="profile of ecgrepro/profiles.yml")
-    book.add_argument(
-        "--data", default=None, help="data root (default: $ECGREPRO_DATA, then ../shared/ecg-data)"
-    )
-    book.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="override one notebook parameter, e.g. -p epochs 5",
+    add_run_arguments(
+        book,
+        parameter_help="override one notebook parameter, e.g. -p epochs 5",
+        build_dir_help="build folder (default: <repo>/_build); its HTML goes to "
+        "BUILD_DIR/_build/html unless it is the default",
     )
     book.add_argument("--only", nargs="*", help="execute only these notebooks (stems)")
     book.add_argument(
         "--no-execute", action="store_true", help="rebuild HTML from the last executed copies"
     )
-    for command in (book,):
-        command.add_argument(
-            "--build-dir",
-            default=None,
-            help="build folder (default: <repo>/_build); its HTML goes to BUILD_DIR/_build/html "
-            "unless it is the default",
-        )
     pdf = sub.add_parser("pdf", help="build the whole book as one PDF from the executed notebooks")
     pdf.add_argument("--build-dir", default=None, help="build folder (default: <repo>/_build)")
     dl = sub.add_parser(
