@@ -60,12 +60,16 @@ check-book: venv ## open every page of _build/html in headless Chromium (after m
 
 test: venv vendor ## run the unit tests on the real sample (the smoke run is `make smoke`)
 	$(VENV)/bin/ruff check ecgrepro tests
-	$(PY) -m pytest -m "not notebooks"
+	$(PY) -m pytest -m "not notebooks" --durations=10
 
+# Peak resident set: getrusage(RUSAGE_CHILDREN).ru_maxrss, the largest single process among
+# pytest and the page kernels it started and waited for (KiB on Linux).
 smoke: venv ## every page at the paper's shapes (500 Hz, 15,000 samples) on tiny data, then the book
-	@start=$$(date +%s); \
-	$(PY) -m pytest -m notebooks && \
-	echo "make smoke: wall time $$(( $$(date +%s) - start )) s"
+	@$(PY) -c 'import resource, subprocess, sys, time; t0 = time.time(); \
+	rc = subprocess.call([sys.executable, "-m", "pytest", "-m", "notebooks"]); \
+	peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20; \
+	print(f"make smoke: wall time {time.time() - t0:.0f} s, peak resident set {peak:.1f} GiB"); \
+	sys.exit(rc)'
 
 # Debian's TeX Live for `make pdf`, installed when xelatex is absent (sudo only when not root).
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)

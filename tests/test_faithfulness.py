@@ -190,6 +190,34 @@ def test_planted_marker_is_found_by_input_x_gradient_on_a_linear_detector():
     assert (F.rank_accuracy(maps["random"], box) < 0.3).all()
 
 
+def test_planted_scores_limit_the_exact_games_to_their_first_records():
+    """``n_exact8`` and ``n_exact12`` (the page's ``planted_exact8_records``, ``exact12_records``)
+    only drop records from the exact games: the records kept score as in the full run."""
+    rng = np.random.default_rng(1)
+    n, n_samples = 4, 200
+    x = rng.uniform(0.5, 1.5, (n, 12, n_samples)).astype(np.float32)  # positive: positive values
+    marker = np.array([0, 1, 0, 1])
+    w = np.zeros((2, 12, n_samples), np.float32)
+    for k, leads in enumerate(F.MARKERS.values()):
+        w[k, [LEADS.index(lead) for lead in leads]] = 1.0
+    window = np.zeros((n, n_samples), bool)
+    window[:, 50:70] = True
+    box = F.marker_boxes(marker, window)
+    backgrounds = {"shap_published": x[:2], "shap_principled": x[2:]}
+    args = (Linear(w).eval(), x, marker, FS, np.full(n, n_samples), box, backgrounds)
+    kw = {"nsamples": 4, "map_kw": {"methods": ("input_x_gradient", "random")}}
+    full = F.planted_scores(*args, **kw)
+    part = F.planted_scores(*args, **kw, n_exact8=1, n_exact12=0)
+    assert len(full["shapley8|mass_accuracy"]) == len(full["shapley12|mass_accuracy"]) == n
+    assert len(part["shapley8|mass_accuracy"]) == 1 and "shapley12|mass_accuracy" not in part
+    for key in ("shapley8|mass_accuracy", "shapley8|rank_accuracy"):
+        np.testing.assert_allclose(part[key], full[key][:1])
+    key = "shap_principled|mass_accuracy"
+    np.testing.assert_allclose(part[key], full[key])
+    # the marker leads carry all the exact Shapley value of a detector that reads only them
+    np.testing.assert_allclose(full["shapley12|mass_accuracy"], 1.0, atol=1e-6)
+
+
 def test_mass_and_rank_accuracy_by_hand():
     maps = np.array([[3.0, -1.0, 1.0, 0.0]])
     box = np.array([[True, True, False, False]])

@@ -1407,6 +1407,7 @@ def planted_scores(
     n_exact12: int | None = None,
     map_kw: dict | None = None,
     seed: int = 0,
+    n_exact8: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Every method's relevance mass and rank accuracy on the planted markers' boxes.
 
@@ -1429,6 +1430,9 @@ def planted_scores(
     map_kw : dict, optional
         Extra arguments of :func:`time_maps`.
     seed : int
+    n_exact8 : int, optional
+        8-lead exact Shapley values (256 evaluations per record) for the first ``n_exact8``
+        records only; None: all; 0: none.
 
     Returns
     -------
@@ -1440,28 +1444,30 @@ def planted_scores(
         deletion-mask maps.
     """
     n12 = len(x) if n_exact12 is None else min(n_exact12, len(x))
+    n8 = len(x) if n_exact8 is None else min(n_exact8, len(x))
     maps, sec = time_maps(model, x, marker, fs_hz, n_valid, seed=seed, **(map_kw or {}))
     vals, sec2 = lead_values(
         model,
         x,
         marker,
         n_valid,
-        ("shap_published", "shap_principled", "shapley8"),
+        ("shap_published", "shap_principled"),
         backgrounds,
         nsamples,
         seed=seed,
     )
-    v12, sec3 = {}, {}  # none asked for (the smoke run: 4,096 evaluations per record)
-    if n12 > 0:
-        v12, sec3 = lead_values(
-            model, x[:n12], marker[:n12], n_valid[:n12], ("shapley12",), seed=seed
-        )
+    exact, sec3 = {}, {}  # the exact games on their first records (the smoke run: fewer or none)
+    for method, n in (("shapley8", n8), ("shapley12", n12)):
+        if n > 0:
+            v, t = lead_values(model, x[:n], marker[:n], n_valid[:n], (method,), seed=seed)
+            exact.update(v)
+            sec3.update(t)
     out = {}
     for m, mp in maps.items():
         out[f"{m}|mass_accuracy"] = mass_accuracy(mp, box)
         out[f"{m}|rank_accuracy"] = rank_accuracy(mp, box, seed)
     names = list(MARKERS)
-    for m, v in {**vals, **v12}.items():
+    for m, v in {**vals, **exact}.items():
         players = LEAD_GAMES["independent8" if m == "shapley8" else "leads12"]
         lead_box = np.array(
             [[lead in MARKERS[names[t]] for lead in players] for t in marker[: len(v)]]
