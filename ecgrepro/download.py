@@ -28,14 +28,30 @@ also stops pooch from retrying errors that cannot heal (HTTP 4xx other than 408,
 
 A file that keeps failing is reported and skipped; the batch goes on.
 
+The checksum list is not trusted with paths: an entry that is absolute, has a
+``..`` component, a backslash or a NUL byte, or resolves (symbolic links
+followed) outside the dataset's folder ``<root>/<dest>`` is never fetched; it
+is reported as failed, "path leaves the data root" (:func:`unsafe_path`).
+
 Layout written (the data root :func:`ecgrepro.config.find_data_root` expects)::
 
     <root>/ptb-xl/...        PTB-XL v1.0.3 as published
     <root>/cpsc2018/...      PhysioNet/CinC Challenge 2020 ``training/cpsc_2018/``
 
-PhysioNet's copy of CPSC 2018 has no ``REFERENCE.csv``; one is written from the
-headers' ``#Dx:`` SNOMED CT codes (:func:`write_reference_from_headers`), so for
-such a download the header labels are the labels.
+PhysioNet's copy of CPSC 2018 has no ``REFERENCE.csv``; after a CPSC download a
+label table is derived from the headers' ``#Dx:`` lines
+(:func:`reference_from_headers`; a recording whose header copies disagree is left
+out and named in ``REFERENCE_skipped.txt``) and placed by
+:func:`write_reference_from_headers`, which never overwrites a label file:
+
+* only if every file of the download verified; otherwise no label file is written
+  and the log says how many files failed;
+* ``REFERENCE.csv`` is written only where there is none; one that differs from
+  the headers (say, the original CPSC release's, which also labels records held
+  only as original ``.mat`` files, without a header) is left untouched and the
+  header labels go to ``REFERENCE_from_headers.csv`` beside it;
+* every file is written atomically (a temporary file beside it, then
+  :func:`os.replace`).
 """
 
 from __future__ import annotations
@@ -44,9 +60,10 @@ import contextlib
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pooch
 import requests
@@ -98,11 +115,26 @@ class DownloadError(RuntimeError):
 
 @dataclass
 class DownloadReport:
-    """Outcome of :func:`download`: files fetched, already present, and failed with why."""
+    """Outcome of :func:`download`.
+
+    Attributes
+    ----------
+    fetched : list of str
+        Release paths downloaded and verified in this run.
+    present : list of str
+        Release paths already on disk with the right SHA-256.
+    failed : list of tuple of (str, str)
+        ``(release path, message)``; the message names the file (its URL, or the
+        checksum entry) and why it failed.
+    notes : list of str
+        Lines about the label file (CPSC only): written, left untouched, or not
+        written because files failed.
+    """
 
     fetched: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def parse_sums(text: str) -> list[tuple[str, str]]:
@@ -126,6 +158,47 @@ def parse_sums(text: str) -> list[tuple[str, str]]:
         if len(parts) == 2 and len(parts[0]) == 64:
             out.append((parts[0].lower(), parts[1].lstrip("*").strip()))
     return out
+
+
+def unsafe_path(entry: str, local: str, dest_root: Path) -> str | None:
+    """Why a checksum entry must not be fetched, or None if it may be.
+
+    Parameters
+    ----------
+    entry : str
+        The path as the checksum list gives it (for the message).
+    local : str
+        Its path under ``dest_root`` (``entry`` less the source's prefix).
+    dest_root : pathlib.Path
+        The dataset's folder, ``root / SOURCES[dataset].dest``; it need not exist.
+
+    Returns
+    -------
+    str or None
+        ``"<entry>: path leaves the data root (<why>); not fetched"`` (a NUL
+        byte in ``<entry>`` shown as ``\\0``), where
+        ``<why>`` is a NUL byte, a backslash (a separator on Windows), an absolute
+        path, a ``..`` component, or the resolved path (symbolic links followed)
+        lying outside ``dest_root`` or being ``dest_root`` itself; None for a
+        path that stays inside.
+    """
+    if "\0" in entry:
+        why = "NUL byte"
+    elif "\\" in entry:
+        why = "backslash, a path separator on Windows"
+    elif PurePosixPath(local).is_absolute():
+        why = "absolute path"
+    elif ".." in PurePosixPath(local).parts:
+        why = "'..' component"
+    else:
+        base = Path(dest_root).resolve()
+        target = (base / local).resolve()
+        if target == base or not target.is_relative_to(base):
+            why = f"resolves to {target}, not a file under {base}"
+        else:
+            return None
+    shown = entry.replace("\0", "\\0")  # a NUL byte written out, not sent to the terminal
+    return f"{shown}: path leaves the data root ({why}); not fetched"
 
 
 def sha256_of(path: Path) -> str:
@@ -310,7 +383,11 @@ def download(
 
     The checksum list becomes a pooch registry; each file is fetched as in
     :func:`fetch`. Sources: PTB-XL v1.0.3 and PhysioNet/CinC Challenge 2020 v1.0.2
-    (``training/cpsc_2018/``) on physionet.org, see :data:`SOURCES`.
+    (``training/cpsc_2018/``) on physionet.org, see :data:`SOURCES`. An entry
+    whose path would leave ``root / SOURCES[dataset].dest`` (:func:`unsafe_path`)
+    is not fetched and is reported as failed. For ``"cpsc"`` the label table is
+    then placed by :func:`write_reference_from_headers`, but only if no file
+    failed; otherwise no label file is written or rewritten.
 
     Parameters
     ----------
@@ -322,19 +399,22 @@ def download(
     retries : int
         Per file, as :func:`fetch`.
     log : callable, optional
-        Called with a progress line every 500 files and with each failure;
-        None for silence.
+        Called with a progress line every 500 files, with each failure
+        (``failed: <message>``) and with each line of
+        :attr:`DownloadReport.notes`; None for silence.
 
     Returns
     -------
     DownloadReport
-        Release paths fetched, already present, and failed (with the
-        :class:`DownloadError` message).
+        Release paths fetched, already present, and failed (with a message
+        naming the file and why), and the lines about the label file.
 
     Raises
     ------
+    KeyError
+        If ``dataset`` is not a key of :data:`SOURCES`.
     DownloadError
-        If the checksum file itself cannot be fetched.
+        If the checksum file itself cannot be fetched or is not UTF-8 text.
     """
     src = SOURCES[dataset]
     base = base_url or src.base_url
@@ -344,9 +424,15 @@ def download(
         pooch.HTTPDownloader(timeout=60)(base + src.sums, buf, None)
     except requests.RequestException as exc:
         raise DownloadError(f"{base + src.sums}: cannot fetch the checksum list ({exc})") from exc
-    wanted = [(h, p) for h, p in parse_sums(buf.getvalue().decode()) if p.startswith(src.prefix)]
+    try:
+        text = buf.getvalue().decode()
+    except UnicodeDecodeError as exc:
+        raise DownloadError(f"{base + src.sums}: checksum list is not UTF-8 text ({exc})") from exc
+    listed = [(h, p) for h, p in parse_sums(text) if p.startswith(src.prefix)]
     dest_root = Path(root) / src.dest
-    local = {p: p[len(src.prefix) :] for _, p in wanted}
+    local = {p: p[len(src.prefix) :] for _, p in listed}
+    refused = {p: unsafe_path(p, local[p], dest_root) for _, p in listed}
+    wanted = [(h, p) for h, p in listed if refused[p] is None]
     pup = pooch.create(
         path=dest_root,
         base_url=base,
@@ -355,8 +441,10 @@ def download(
         retry_if_failed=retries,
     )
     report = DownloadReport()
-    for i, (_, path) in enumerate(wanted, 1):
+    for i, (_, path) in enumerate(listed, 1):
         try:
+            if refused[path] is not None:
+                raise DownloadError(refused[path])
             if _get(pup, local[path], timeout_s=60.0, chunk=1 << 16):
                 report.fetched.append(path)
             else:
@@ -365,51 +453,187 @@ def download(
             report.failed.append((path, str(err)))
             if log:
                 log(f"failed: {err}")
-        if log and (i % 500 == 0 or i == len(wanted)):
+        if log and (i % 500 == 0 or i == len(listed)):
             log(
-                f"{dataset}: {i}/{len(wanted)} files ({len(report.fetched)} fetched, "
+                f"{dataset}: {i}/{len(listed)} files ({len(report.fetched)} fetched, "
                 f"{len(report.present)} present, {len(report.failed)} failed)"
             )
     if dataset == "cpsc":
-        write_reference_from_headers(dest_root)
+        if report.failed:
+            note = (
+                f"cpsc: {len(report.failed)} file(s) failed, so "
+                f"{dest_root / REFERENCE} was not (re)written from the headers; "
+                "rerun the download to fetch them"
+            )
+        else:
+            note = write_reference_from_headers(dest_root)[1]
+        report.notes.append(note)
+        if log:
+            log(note)
     return report
 
 
-def write_reference_from_headers(cpsc_root: Path) -> Path:
-    """Write ``REFERENCE.csv`` from the WFDB headers' ``#Dx:`` lines.
+#: The label table, in the original CPSC 2018 release's name and format.
+REFERENCE = "REFERENCE.csv"
+#: Where the header labels go when a different ``REFERENCE.csv`` is already there.
+REFERENCE_FROM_HEADERS = "REFERENCE_from_headers.csv"
+#: Headers left out of the header-derived table, one line each with why.
+REFERENCE_SKIPPED = "REFERENCE_skipped.txt"
+_REFERENCE_COLUMNS = "Recording,First_label,Second_label,Third_label\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step: a reader sees the old file or the new.
+
+    The text goes to a temporary file made by :func:`tempfile.mkstemp` in the
+    same folder, is flushed to disk, and is renamed over ``path`` by
+    :func:`os.replace`; on any error the temporary file is removed and ``path``
+    is as it was.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file; its folder must exist.
+    text : str
+        Written as UTF-8 with ``\\n`` line ends; the file gets mode 0644.
+
+    Raises
+    ------
+    OSError
+        If the folder is missing or not writable, or the disk is full.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def reference_from_headers(cpsc_root: Path) -> tuple[str, int, list[str]]:
+    """The label table that the WFDB headers' ``#Dx:`` lines give.
+
+    Every ``*.hea`` under ``cpsc_root`` (recursively) is read; a recording is
+    named by its header's file stem, so the same recording in several folders
+    (say ``wfdb-2020/A0001.hea`` and ``wfdb-snomed/A0001.hea``) is one
+    recording. It gets a row only if every copy of its header can be read, has a
+    ``#Dx:`` line with codes of the 9 classes only, and gives the same classes
+    as the other copies; otherwise it is left out, with a line saying why.
 
     Parameters
     ----------
     cpsc_root : pathlib.Path
-        Folder searched recursively for ``A*.hea``.
+        Folder searched recursively; it need not exist.
 
     Returns
     -------
-    pathlib.Path
-        The file, in the original release's format
-        (``Recording,First_label,Second_label,Third_label``, codes 1-9). Headers
-        that cannot be read or carry a code outside the 9 classes are left out
-        and listed in ``REFERENCE_skipped.txt`` beside it.
+    text : str
+        ``REFERENCE.csv`` in the original release's format
+        (``Recording,First_label,Second_label,Third_label``, codes 1-9 in
+        :data:`~ecgrepro.config.CLASSES` order, at most 3 per recording), rows
+        sorted by recording.
+    n_rows : int
+        Recordings in ``text``.
+    skipped : list of str
+        One line per recording left out, naming it, its header file(s) and why,
+        e.g. ``record A0002: headers disagree (wfdb-2020/A0002.hea: SNR;
+        wfdb-snomed/A0002.hea: AF); left out``.
     """
+    cpsc_root = Path(cpsc_root)
     code = {c: str(i + 1) for i, c in enumerate(CLASSES)}
-    rows, skipped = [], []
-    for hea in sorted(Path(cpsc_root).rglob("*.hea")):
+    copies: dict[str, list[tuple[str, tuple[str, ...] | None, str]]] = {}
+    for hea in sorted(cpsc_root.rglob("*.hea")):
+        rel = hea.relative_to(cpsc_root).as_posix()
+        classes, problem = None, ""
         try:
-            classes = header_dx_classes(hea.stem, wfdb.rdheader(str(hea.with_suffix(""))).comments)
+            found = header_dx_classes(hea.stem, wfdb.rdheader(str(hea.with_suffix(""))).comments)
         except RecordError as err:
-            skipped.append(str(err))
-            continue
+            problem = err.problem
         except Exception as exc:  # an unreadable header
-            skipped.append(f"record {hea.stem}: unreadable header ({exc})")
+            problem = f"unreadable header ({exc})"
+        else:
+            if found:
+                classes = tuple(found)
+            else:
+                problem = "no Dx line" if found is None else "empty Dx line"
+        copies.setdefault(hea.stem, []).append((rel, classes, problem))
+    rows, skipped = [], []
+    for record in sorted(copies):
+        found = copies[record]
+        problems = [f"{rel}: {problem}" for rel, _, problem in found if problem]
+        if problems:
+            skipped.append(f"record {record}: {'; '.join(problems)}; left out")
             continue
-        if not classes:
-            skipped.append(f"record {hea.stem}: no Dx line")
+        if len({classes for _, classes, _ in found}) > 1:
+            each = "; ".join(f"{rel}: {' '.join(classes)}" for rel, classes, _ in found)
+            skipped.append(f"record {record}: headers disagree ({each}); left out")
             continue
-        labels = [code[c] for c in classes][:3]
-        rows.append(",".join([hea.stem] + labels + [""] * (3 - len(labels))))
-    out = Path(cpsc_root) / "REFERENCE.csv"
-    out.write_text("Recording,First_label,Second_label,Third_label\n" + "\n".join(rows) + "\n")
-    (Path(cpsc_root) / "REFERENCE_skipped.txt").write_text(
-        "\n".join(skipped) + ("\n" if skipped else "")
+        labels = [code[c] for c in found[0][1]][:3]
+        rows.append(",".join([record] + labels + [""] * (3 - len(labels))))
+    return _REFERENCE_COLUMNS + "".join(row + "\n" for row in rows), len(rows), skipped
+
+
+def write_reference_from_headers(cpsc_root: Path) -> tuple[Path | None, str]:
+    """Place the header-derived label table without overwriting a label file.
+
+    The table is :func:`reference_from_headers`'s. Where ``REFERENCE.csv`` is
+    missing it is written; where it exists with the same bytes nothing is
+    written; where it differs (the original release's, or one edited by hand) it
+    is left untouched and the table is written to ``REFERENCE_from_headers.csv``
+    instead (unless that file already holds it). The recordings left out are
+    listed in ``REFERENCE_skipped.txt`` (rewritten only if its content changes).
+    Every write is atomic (:func:`write_atomic`). :func:`download` calls this
+    only when every file verified.
+
+    Parameters
+    ----------
+    cpsc_root : pathlib.Path
+        The CPSC folder, ``<root>/cpsc2018``; searched recursively for ``*.hea``.
+
+    Returns
+    -------
+    path : pathlib.Path or None
+        Where the header labels now are, when that is not the existing
+        ``REFERENCE.csv``: ``REFERENCE.csv`` (just written, there was none) or
+        ``REFERENCE_from_headers.csv`` (``REFERENCE.csv`` differs); None if
+        ``REFERENCE.csv`` already matched or no header gave a row (then no label
+        file is written).
+    message : str
+        One line saying which of these happened, for the log.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be written; the file it was replacing is left as it was.
+    """
+    cpsc_root = Path(cpsc_root)
+    text, n_rows, skipped = reference_from_headers(cpsc_root)
+    skipped_path = cpsc_root / REFERENCE_SKIPPED
+    if skipped or skipped_path.exists():
+        body = "".join(line + "\n" for line in skipped)
+        if not skipped_path.is_file() or skipped_path.read_text(encoding="utf-8") != body:
+            write_atomic(skipped_path, body)
+    left_out = f"; {len(skipped)} left out, listed in {skipped_path}" if skipped else ""
+    ref = cpsc_root / REFERENCE
+    if n_rows == 0:
+        return None, f"cpsc: no WFDB header gave labels{left_out}; {ref} not written"
+    if not ref.exists():
+        write_atomic(ref, text)
+        return ref, f"cpsc: wrote {ref} from the WFDB headers ({n_rows} recording(s){left_out})"
+    if ref.read_bytes() == text.encode("utf-8"):
+        return None, f"cpsc: {ref} already matches the WFDB headers; left as it is"
+    alt = cpsc_root / REFERENCE_FROM_HEADERS
+    if not alt.is_file() or alt.read_bytes() != text.encode("utf-8"):
+        write_atomic(alt, text)
+    return alt, (
+        f"cpsc: {ref} differs from the WFDB headers' labels and was left untouched; "
+        f"the header labels ({n_rows} recording(s){left_out}) are in {alt}: to use them, "
+        f"replace {REFERENCE} with it (records without a header then lose their labels)"
     )
-    return out
