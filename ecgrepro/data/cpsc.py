@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
-from ecgrepro.data.errors import RecordError, SkipReport
+from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport
 from ecgrepro.data.labels import CPSC_CODES, header_dx_classes
 from ecgrepro.data.records import (
     Record,
+    RecordContract,
     is_wfdb_signal_mat,
     read_cpsc_original,
     read_wfdb,
@@ -31,6 +32,9 @@ from ecgrepro.data.records import (
 #: Sampling frequency of every CPSC 2018 record, Hz.
 CPSC_FS_HZ = 500
 
+#: What every CPSC 2018 record in WFDB form holds: 500 Hz, 6-60 s, 1000 adu/mV, mV.
+CONTRACT = RecordContract("CPSC 2018", fs_hz=CPSC_FS_HZ, duration_s=None, adc_gain=1000.0)
+
 
 def cpsc_dir(root: Path) -> Path:
     """The CPSC folder under a data root (``<root>/cpsc2018``)."""
@@ -38,7 +42,7 @@ def cpsc_dir(root: Path) -> Path:
 
 
 def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
-    """Read ``REFERENCE.csv`` (multi-label, codes 1-9).
+    """Read ``REFERENCE.csv`` (multi-label, codes 1-9), checking every row.
 
     Parameters
     ----------
@@ -51,29 +55,76 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
         Indexed by record name (``A0001`` ...), columns ``classes`` (list of
         classes, first label first) and one 0/1 column per class.
     report : SkipReport
-        Rows with an unknown label code, left out of ``labels``.
+        Rows left out, each named with the file's line and column: an empty
+        recording name, no label or an unknown label code, a recording listed
+        more than once (every copy is left out: which is right cannot be told).
 
     Raises
     ------
     FileNotFoundError
         If ``REFERENCE.csv`` is missing.
+    LabelFileError
+        If the file cannot be read as CSV, is separated by another character
+        than ``,``, or lacks its header line (``Recording,First_label,...``):
+        without it the first record would be taken for the header.
     """
     path = cpsc_dir(root) / "REFERENCE.csv"
     if not path.is_file():
         raise FileNotFoundError(f"CPSC 2018 labels not found: {path}")
-    ref = pd.read_csv(path, dtype=str, keep_default_na=False)
-    ref.columns = [c.strip() for c in ref.columns]
+    try:
+        ref = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabelFileError(path, f"cannot be read as CSV ({first})") from exc
+    ref.columns = [str(c).strip().lstrip("\ufeff") for c in ref.columns]
+    header = ",".join(ref.columns)
+    expected = "Recording,First_label,Second_label,Third_label"
+    if len(ref.columns) == 1 and any(sep in header for sep in ";\t|"):
+        sep = next(sep for sep in ";\t|" if sep in header)
+        raise LabelFileError(
+            path, f"its columns are separated by {sep!r}; REFERENCE.csv is comma-separated "
+            f"({expected})"
+        )
+    if ref.columns[0].lower() != "recording":
+        what = (
+            f"its first line {header!r} is a record, not the header line"
+            if ref.columns[0][:1].upper() == "A" and ref.columns[0][1:].isdigit()
+            else f"its first column is {ref.columns[0]!r}, not 'Recording'"
+        )
+        raise LabelFileError(path, f"{what}; CPSC 2018's REFERENCE.csv starts with {expected!r}")
     report = SkipReport("cpsc")
-    names, classes = [], []
-    for row in ref.itertuples(index=False):
-        name = row[0].strip()
-        codes = [v.strip() for v in row[1:] if str(v).strip()]
+    names_col = ref.iloc[:, 0].str.strip()
+    counts = names_col.value_counts()
+    names, classes, seen_dup = [], [], set()
+    for i, row in enumerate(ref.itertuples(index=False)):
+        line = i + 2  # line 1 is the header
+        name = str(row[0]).strip()
+        codes = [(ref.columns[j + 1], str(v).strip()) for j, v in enumerate(row[1:])]
+        codes = [(col, v) for col, v in codes if v]
         try:
-            bad = [c for c in codes if not c.isdigit() or int(c) not in CPSC_CODES]
+            if not name:
+                raise RecordError(f"line {line}", f"REFERENCE.csv line {line}: no recording name")
+            if counts[name] > 1:
+                if name in seen_dup:
+                    continue
+                seen_dup.add(name)
+                lines = ", ".join(str(k + 2) for k in np.flatnonzero(names_col == name))
+                raise RecordError(
+                    name,
+                    f"REFERENCE.csv column Recording: {name} is listed {counts[name]} times "
+                    f"(lines {lines}); none of them is used",
+                )
+            bad = [(col, c) for col, c in codes if not c.isdigit() or int(c) not in CPSC_CODES]
             if bad or not codes:
-                raise RecordError(name, f"unknown label code(s) {bad or codes} in REFERENCE.csv")
+                where = f"column {bad[0][0]}" if bad else "columns " + ", ".join(ref.columns[1:])
+                found = [c for _, c in bad] or [c for _, c in codes]
+                raise RecordError(
+                    name,
+                    f"REFERENCE.csv line {line}, {where}: unknown label code(s) {found} "
+                    f"(codes 1-9)" if found else f"REFERENCE.csv line {line}, {where}: no label",
+                )
             cl = []
-            for c in codes:
+            for _, c in codes:
                 if CPSC_CODES[int(c)] not in cl:
                     cl.append(CPSC_CODES[int(c)])
             names.append(name)
@@ -138,8 +189,10 @@ def read_record(record: str, form: str, path: str | Path) -> Record:
     Raises
     ------
     RecordError
-        Missing, truncated or unreadable record, wrong lead set, NaN samples;
-        a WFDB-form ``.mat`` whose ``.hea`` is missing ("the WFDB header is missing").
+        Missing, truncated or unreadable record, a header that disagrees with
+        its data or with CPSC 2018 (:data:`CONTRACT`), wrong lead set, NaN
+        samples; a WFDB-form ``.mat`` whose ``.hea`` is missing ("the WFDB
+        header is missing").
     ValueError
         For an unknown ``form``.
     """
@@ -147,7 +200,7 @@ def read_record(record: str, form: str, path: str | Path) -> Record:
         mat = Path(path).with_suffix(".mat")
         if not Path(path).with_suffix(".hea").is_file() and mat.is_file():
             raise RecordError(record, wfdb_header_missing(mat))
-        return read_wfdb(path, record=record)
+        return read_wfdb(path, record=record, contract=CONTRACT)
     if form == "original":
         return read_cpsc_original(path, record=record, fs=CPSC_FS_HZ)
     raise ValueError(f"unknown CPSC record form {form!r}")

@@ -302,10 +302,10 @@ def load_ptbxl(
     sources = [(str(i), str(ptbxl.record_path(root, meta, i, source_fs_hz))) for i in usable.index]
 
     def read(record: str, path: str):
-        return read_wfdb(path, record=f"ptbxl:{record}")
+        return read_wfdb(path, record=f"ptbxl:{record}", contract=ptbxl.CONTRACTS[source_fs_hz])
 
     signals, ok, skipped, cache_key, n_valid = cached_signals(
-        "ptbxl", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir()
+        "ptbxl", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir(), root=root
     )
     skipped.skipped[:0] = label_skips.skipped
     rows = usable.loc[[int(r) for r in ok]]
@@ -433,7 +433,7 @@ def load_cpsc(
         return cpsc.read_record(record, chosen.at[record, "form"], path)
 
     signals, ok, skipped, cache_key, n_valid = cached_signals(
-        "cpsc", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir()
+        "cpsc", sources, read, fs_hz, n_samples, cache_dir or default_cache_dir(), root=root
     )
     skipped.skipped[:0] = label_skips.skipped
     folds = stratified_folds(labels.loc[ok, "classes"].map(lambda c: c[0]), seed)

@@ -25,6 +25,36 @@ class RecordError(ValueError):
         super().__init__(f"record {self.record}: {problem}")
 
 
+class LabelFileError(ValueError):
+    """A label or metadata file cannot be read as its format at all; one line names it.
+
+    Raised by :func:`ecgrepro.data.ptbxl.load_metadata` and
+    :func:`ecgrepro.data.cpsc.load_reference` for a file that is not CSV, lacks
+    a required column or its header line, or uses another separator. A single
+    bad row is not this error: it is skipped and listed in the skip report.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    problem : str
+        What is wrong, and what was expected.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cached file (signals, a trained model, an explanation) failed its check on read.
+
+    The folder or file is moved aside (renamed ``<name>.corrupt-<time>``), the
+    message says what was wrong, and the result is rebuilt.
+    """
+
+
 @dataclass
 class SkipReport:
     """Records a batch job skipped, with the reason for each.

@@ -188,7 +188,7 @@ def parse_scp_codes(record: str, text: str) -> dict[str, float]:
     Raises
     ------
     RecordError
-        If the text is not such a dict.
+        If the text is not such a dict, or a likelihood is not a number in 0-100.
     """
     try:
         codes = ast.literal_eval(text)
@@ -196,7 +196,19 @@ def parse_scp_codes(record: str, text: str) -> dict[str, float]:
         raise RecordError(record, f"unparseable scp_codes {text!r}") from exc
     if not isinstance(codes, dict):
         raise RecordError(record, f"scp_codes is not a dict: {text!r}")
-    return {str(k): float(v) for k, v in codes.items()}
+    out = {}
+    for k, v in codes.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise RecordError(
+                record, f"scp_codes gives {k!r} the likelihood {v!r}, not a number (%)"
+            ) from None
+        if not 0 <= out[str(k)] <= 100:
+            raise RecordError(
+                record, f"scp_codes gives {k!r} the likelihood {v!r}, outside 0-100 (%)"
+            )
+    return out
 
 
 def ptbxl_classes(

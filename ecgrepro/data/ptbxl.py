@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
-from ecgrepro.data.errors import RecordError, SkipReport
+from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport
 from ecgrepro.data.labels import DEFAULT_MAPPING, parse_scp_codes, ptbxl_classes
-from ecgrepro.data.records import Record, read_wfdb
+from ecgrepro.data.records import Record, RecordContract, read_wfdb
 
 #: Sampling frequencies of the two PTB-XL releases and their filename columns.
 FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
+
+#: What every record of each release holds (Wagner et al. 2020): 10 s, 1000 adu/mV, mV.
+CONTRACTS = {
+    fs: RecordContract(f"PTB-XL records{fs}/", fs_hz=fs, duration_s=10.0, adc_gain=1000.0)
+    for fs in FILENAME_COLUMN
+}
 
 
 def ptbxl_dir(root: Path) -> Path:
@@ -25,10 +32,87 @@ def ptbxl_dir(root: Path) -> Path:
     return Path(root) / "ptb-xl"
 
 
+#: Columns of ``ptbxl_database.csv`` the loaders read; a file without one of them stops the load.
+REQUIRED_COLUMNS = ("ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr", "age", "sex")
+
+
+def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` with one :class:`LabelFileError` line for a file that is not CSV."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabelFileError(path, f"cannot be read as {what} ({first})") from exc
+
+
+def check_metadata_rows(meta: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list[RecordError]]:
+    """Rows of ``ptbxl_database.csv`` that can be used, and a named error for each other row.
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        The file as read, with its columns (``ecg_id`` not yet the index).
+    path : pathlib.Path
+        The file, for the messages.
+
+    Returns
+    -------
+    kept : pandas.DataFrame
+        Rows with a unique integer ``ecg_id`` and a ``strat_fold`` in 1-10,
+        indexed by ``ecg_id`` (int64), ``strat_fold`` as int64.
+    errors : list of RecordError
+        One per row (one per duplicated id) left out, naming the file, its line and column: an
+        ``ecg_id`` that is missing, not an integer or listed more than once
+        (every copy is left out: which is right cannot be told), a
+        ``strat_fold`` that is empty or outside 1-10.
+    """
+    line = pd.Series(np.arange(len(meta)) + 2, index=meta.index)  # line 1 is the header
+    ids = pd.to_numeric(meta["ecg_id"], errors="coerce")
+    folds = pd.to_numeric(meta["strat_fold"], errors="coerce")
+    errors: list[RecordError] = []
+    bad = pd.Series(False, index=meta.index)
+    for i in meta.index[ids.isna() | (ids % 1 != 0)]:
+        errors.append(
+            RecordError(
+                f"line {line[i]}",
+                f"{path.name} line {line[i]}, column ecg_id: {meta.at[i, 'ecg_id']!r} is not an "
+                "integer id",
+            )
+        )
+        bad[i] = True
+    dup = ids.duplicated(keep=False) & ~bad
+    for ecg_id, rows in ids[dup].groupby(ids[dup]).groups.items():
+        lines = ", ".join(str(line[r]) for r in rows)
+        errors.append(
+            RecordError(
+                str(int(ecg_id)),
+                f"{path.name} column ecg_id: {int(ecg_id)} is listed {len(rows)} times "
+                f"(lines {lines}); none of them is used",
+            )
+        )
+        bad[rows] = True
+    off = ~bad & (folds.isna() | ~folds.isin(range(1, 11)))
+    for i in meta.index[off]:
+        errors.append(
+            RecordError(
+                str(int(ids[i])),
+                f"{path.name} line {line[i]}, column strat_fold: {meta.at[i, 'strat_fold']!r} is "
+                "not a fold 1-10",
+            )
+        )
+    bad |= off
+    kept = meta.loc[~bad].copy()
+    kept["ecg_id"] = ids[~bad].astype(np.int64)
+    kept["strat_fold"] = folds[~bad].astype(np.int64)
+    kept = kept.set_index("ecg_id")
+    kept.attrs["line"] = line[~bad].set_axis(kept.index).to_dict()
+    return kept, errors
+
+
 def load_metadata(
     root: Path, label_mapping: str = DEFAULT_MAPPING
 ) -> tuple[pd.DataFrame, SkipReport]:
-    """Read ``ptbxl_database.csv`` and attach the 9-class labels.
+    """Read ``ptbxl_database.csv``, check every row, and attach the 9-class labels.
 
     Parameters
     ----------
@@ -41,24 +125,39 @@ def load_metadata(
     Returns
     -------
     meta : pandas.DataFrame
-        One row per listed record (21,799 in v1.0.3), indexed by ``ecg_id``,
+        One row per usable listed record (21,799 in v1.0.3), indexed by ``ecg_id``,
         with the official columns plus ``scp`` (dict code -> likelihood),
         ``classes`` (list of CPSC classes, empty for dropped records),
         ``dropped`` (bool) and one 0/1 column per class.
     report : SkipReport
-        Records whose labels could not be read (unparseable ``scp_codes`` or an
-        unknown code); they are left out of ``meta``.
+        Rows left out, each named with the file's line and column
+        (:func:`check_metadata_rows`; ``scp_codes`` that do not parse, with a
+        likelihood that is not a number in 0-100, or with an unknown code).
 
     Raises
     ------
     FileNotFoundError
         If ``ptbxl_database.csv`` is missing.
+    LabelFileError
+        If it cannot be read as CSV or lacks a column of :data:`REQUIRED_COLUMNS`.
     """
     path = ptbxl_dir(root) / "ptbxl_database.csv"
     if not path.is_file():
         raise FileNotFoundError(f"PTB-XL metadata not found: {path}")
-    meta = pd.read_csv(path, index_col="ecg_id")
+    meta = _read_csv(path, "PTB-XL's ptbxl_database.csv")
+    missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
+    if missing:
+        raise LabelFileError(
+            path,
+            f"no column {', '.join(missing)}; PTB-XL v1.0.3's ptbxl_database.csv has "
+            f"{', '.join(REQUIRED_COLUMNS)} (found: {', '.join(map(str, meta.columns[:8]))}"
+            f"{', ...' if len(meta.columns) > 8 else ''})",
+        )
+    meta, row_errors = check_metadata_rows(meta, path)
     report = SkipReport("ptbxl")
+    for err in row_errors:
+        report.add(err)
+    lines = meta.attrs.pop("line")
     scp, classes, keep = [], [], []
     for ecg_id, text in meta["scp_codes"].items():
         try:
@@ -67,7 +166,11 @@ def load_metadata(
             scp.append(codes)
             keep.append(ecg_id)
         except RecordError as err:
-            report.add(err)
+            report.add(
+                RecordError(
+                    err.record, f"{path.name} line {lines[ecg_id]}, column scp_codes: {err.problem}"
+                )
+            )
     meta = meta.loc[keep].copy()
     meta["scp"] = scp
     meta["classes"] = classes
@@ -156,9 +259,12 @@ def read_record(root: Path, meta: pd.DataFrame, ecg_id: int, fs_hz: int) -> Reco
     Raises
     ------
     RecordError
-        Missing, truncated or unreadable record, wrong lead set, NaN samples.
+        Missing, truncated or unreadable record, a header that disagrees with
+        its data or with the release (:data:`CONTRACTS`), wrong lead set, NaN samples.
     """
-    return read_wfdb(record_path(root, meta, ecg_id, fs_hz), record=f"ptbxl:{ecg_id}")
+    return read_wfdb(
+        record_path(root, meta, ecg_id, fs_hz), record=f"ptbxl:{ecg_id}", contract=CONTRACTS[fs_hz]
+    )
 
 
 def release_dir(root: Path, fs_hz: int) -> Path:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import time
+import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -19,14 +22,17 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.signal
+from filelock import FileLock
 from tqdm import tqdm
 
-from ecgrepro.data.errors import RecordError, SkipReport
+from ecgrepro.data.errors import CorruptCacheWarning, RecordError, SkipReport
 from ecgrepro.data.records import Record
 
 #: Bump when :func:`prepare_signal` or the cache layout changes, so old caches are rebuilt.
 #: 2: per-record valid length (``n_valid``) stored; key on file sizes and mtimes.
-CACHE_VERSION = 2
+#: 3: key on the records' contents (SHA-256) and paths relative to the data root; a checked
+#: ``records.json`` (shape, SHA-256 and stamp of ``signals.f32``, its own digest).
+CACHE_VERSION = 3
 
 
 def _ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
@@ -149,37 +155,146 @@ def source_files(path: str) -> list[Path]:
     return sorted(p.parent.glob(p.name + ".*"))
 
 
-def _source_stamp(path: str, listings: dict[Path, dict[str, list[os.DirEntry]]]) -> str:
-    """Name, size (bytes) and modification time (ns) of every file of a record.
-
-    ``listings`` caches one scan per folder (files grouped by the name before
-    their first dot), so a folder of 1,000 records is listed once, not once per record.
-    """
+def _record_files(path: str, listings: dict[Path, dict[str, list[os.DirEntry]]]) -> list[Path]:
+    """:func:`source_files`, with one scan per folder (files grouped by the name before their
+    first dot), so a folder of 1,000 records is listed once, not once per record."""
     p = Path(path)
     if p.is_file():
-        files = [(p.name, p.stat())]
-    elif "." in p.name:
-        files = [(f.name, f.stat()) for f in source_files(path)]
-    else:
-        if p.parent not in listings:
-            groups: dict[str, list[os.DirEntry]] = {}
-            if p.parent.is_dir():
-                with os.scandir(p.parent) as it:
-                    for entry in it:
-                        if "." in entry.name and entry.is_file():
-                            groups.setdefault(entry.name.split(".", 1)[0], []).append(entry)
-            listings[p.parent] = groups
-        entries = sorted(listings[p.parent].get(p.name, []), key=lambda e: e.name)
-        files = [(e.name, e.stat()) for e in entries]
-    return ";".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in files)
+        return [p]
+    if "." in p.name:
+        return source_files(path)
+    if p.parent not in listings:
+        groups: dict[str, list[os.DirEntry]] = {}
+        if p.parent.is_dir():
+            with os.scandir(p.parent) as it:
+                for entry in it:
+                    if "." in entry.name and entry.is_file():
+                        groups.setdefault(entry.name.split(".", 1)[0], []).append(entry)
+        listings[p.parent] = groups
+    entries = sorted(listings[p.parent].get(p.name, []), key=lambda e: e.name)
+    return [Path(e.path) for e in entries if not e.name.endswith((".part", ".tmp"))]
 
 
-def _cache_key(dataset: str, fs_hz: float, n_samples: int, sources: list[tuple[str, str]]) -> str:
+def _stamp(st: os.stat_result) -> list[int]:
+    """What identifies one version of a file without reading it: size, mtime, ctime, inode.
+
+    ``st_ctime_ns`` changes on every write and cannot be set back (unlike
+    ``st_mtime_ns``), so a file replaced in place by one of the same size and
+    modification time still gets a new stamp.
+    """
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    chunk : int
+        Bytes per read.
+
+    Returns
+    -------
+    str
+        64 lower-case hexadecimal digits.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class SourceDigests:
+    """SHA-256 of record files, remembered against each file's stamp (:func:`_stamp`).
+
+    The memory is ``<cache_dir>/source-digests.json`` (absolute path -> stamp
+    and digest), so a rebuild reads no record twice; a file whose size,
+    modification time, change time or inode differs is hashed again. Updates
+    are merged into the file under a lock, so concurrent loads keep each
+    other's entries.
+
+    Parameters
+    ----------
+    cache_dir : pathlib.Path
+        The signal cache folder.
+    """
+
+    def __init__(self, cache_dir: Path):
+        self.path = Path(cache_dir) / "source-digests.json"
+        self.memo: dict[str, list] = self._read()
+        self.new: dict[str, list] = {}
+
+    def _read(self) -> dict[str, list]:
+        try:
+            memo = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return memo if isinstance(memo, dict) else {}
+
+    def digest(self, path: Path) -> str:
+        """The file's SHA-256, read from memory when its stamp is unchanged."""
+        full = str(Path(path).absolute())
+        stamp = _stamp(os.stat(full))
+        known = self.memo.get(full)
+        if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
+            return known[1]
+        entry = [stamp, file_sha256(Path(full))]
+        self.memo[full] = self.new[full] = entry
+        return entry[1]
+
+    def save(self) -> None:
+        """Merge the digests computed since the last save into the file (atomically)."""
+        if not self.new:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            memo = self._read()
+            memo.update(self.new)
+            _write_atomic(self.path, json.dumps(memo).encode())
+        self.new = {}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a unique temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    """``path`` relative to the data root (POSIX form), or as given without a root."""
+    if root is not None:
+        try:
+            return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
+def _cache_key(
+    dataset: str,
+    fs_hz: float,
+    n_samples: int,
+    sources: list[tuple[str, str]],
+    root: Path | None,
+    digests: SourceDigests,
+) -> str:
+    """Hash of the records' contents, their paths relative to the data root, fs and length."""
     h = hashlib.sha256()
     h.update(json.dumps([CACHE_VERSION, dataset, fs_hz, n_samples]).encode())
     listings: dict[Path, dict[str, list[os.DirEntry]]] = {}
     for record, path in sources:
-        h.update(f"{record}\0{path}\0{_source_stamp(path, listings)}\n".encode())
+        files = _record_files(path, listings)
+        parts = ";".join(f"{_relative(f, root)}:{digests.digest(f)}" for f in files)
+        h.update(f"{record}\0{_relative(Path(path), root)}\0{parts}\n".encode())
+    digests.save()
     return h.hexdigest()[:16]
 
 
@@ -193,6 +308,150 @@ class CachedSignals(NamedTuple):
     n_valid: np.ndarray
 
 
+def _meta_digest(meta: dict) -> str:
+    """Hash of a cache's ``records.json`` without its own ``digest`` field."""
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def check_cache(
+    folder: Path, key: str, sources: list[tuple[str, str]], n_samples: int
+) -> tuple[dict | None, str]:
+    """Read and check one signal cache folder.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        ``<cache_dir>/<dataset>_<fs>hz_<n_samples>_<key>``.
+    key : str
+        The key the folder must have been built for.
+    sources : list of (record, path)
+        The records it must account for.
+    n_samples : int
+        Samples per record.
+
+    Returns
+    -------
+    meta : dict or None
+        ``records.json``'s content when every check passes, else None.
+    problem : str
+        Empty when the cache is good; otherwise what is wrong with it (a
+        missing folder gives ``"missing"``).
+
+    Notes
+    -----
+    Checked on every read: ``records.json`` parses and its own digest matches
+    (an edited file is caught), its key is ``key``, its records and skipped
+    records are exactly ``sources`` in order, ``signals.f32`` has the size of
+    ``(n_records, 12, n_samples)`` float32. The SHA-256 of ``signals.f32`` is
+    compared only when the file's stamp (size, mtime, ctime, inode) differs
+    from the one recorded when it was written, so an untouched cache is not
+    re-read in full.
+    """
+    meta_file, data = folder / "records.json", folder / "signals.f32"
+    if not meta_file.is_file():
+        return None, "missing"
+    try:
+        meta = json.loads(meta_file.read_text())
+        if _meta_digest(meta) != meta.get("digest"):
+            return None, "records.json was changed after it was written (its digest differs)"
+        if meta.get("key") != key:
+            return None, f"records.json names key {meta.get('key')!r}, not {key!r}"
+        names = list(meta["records"]) + list(meta["skipped_sources"])
+        if sorted(names) != sorted(r for r, _ in sources) or len(meta["n_valid"]) != len(
+            meta["records"]
+        ):
+            return None, (
+                f"records.json accounts for {len(names):,} records ({len(meta['records']):,} "
+                f"decoded, {len(meta['skipped']):,} skipped); the sources are {len(sources):,}"
+            )
+        expected = len(meta["records"]) * 12 * n_samples * 4
+        if not data.is_file():
+            return None, "signals.f32 is missing"
+        st = data.stat()
+        if st.st_size != expected:
+            return None, (
+                f"signals.f32 holds {st.st_size:,} bytes; {len(meta['records']):,} records x 12 "
+                f"leads x {n_samples:,} float32 samples are {expected:,} (truncated or overwritten)"
+            )
+        if _stamp(st) != meta["stamp"] and file_sha256(data) != meta["sha256"]:
+            return None, "signals.f32 differs from what was written (its SHA-256 does not match)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"records.json cannot be read ({type(exc).__name__}: {exc})"
+    return meta, ""
+
+
+def move_aside(path: Path, problem: str, log=None) -> Path:
+    """Rename a corrupt cache entry to ``<name>.corrupt-<time>-<pid>`` and warn.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The folder or file.
+    problem : str
+        What is wrong with it, for the message.
+    log : callable, optional
+        Also receives the message.
+
+    Returns
+    -------
+    pathlib.Path
+        Where it now is.
+
+    Warns
+    -----
+    CorruptCacheWarning
+        Naming the entry, the problem and where it was moved.
+    """
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    msg = f"{path}: {problem}; moved aside to {aside.name} and rebuilt"
+    warnings.warn(msg, CorruptCacheWarning, stacklevel=3)
+    if log:
+        log(msg)
+    return aside
+
+
+def _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples) -> None:
+    """Decode every record into ``folder`` (signals first, ``records.json`` last)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ok, n_valid, skipped, skipped_sources = [], [], SkipReport(dataset), []
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".signals.f32.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for record, path in tqdm(sources, desc=f"decode {dataset}", disable=None):
+                try:
+                    rec = read(record, path)
+                    resampled = resample(rec.signal, rec.fs, fs_hz)
+                    x = prepare_signal(resampled, fs_hz, fs_hz, n_samples)
+                except RecordError as err:
+                    skipped.add(err)
+                    skipped_sources.append(record)
+                    continue
+                fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+                ok.append(record)
+                n_valid.append(min(int(resampled.shape[0]), int(n_samples)))
+        data = folder / "signals.f32"
+        os.replace(tmp, data)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "records": ok,
+        "n_valid": n_valid,
+        "skipped": skipped.skipped,
+        "skipped_sources": skipped_sources,
+        "shape": [len(ok), 12, int(n_samples)],
+        "dtype": "<f4",
+        "sha256": file_sha256(data),
+        "stamp": _stamp(data.stat()),
+    }
+    meta["digest"] = _meta_digest(meta)
+    _write_atomic(folder / "records.json", json.dumps(meta).encode())
+
+
 def cached_signals(
     dataset: str,
     sources: list[tuple[str, str]],
@@ -200,6 +459,8 @@ def cached_signals(
     fs_hz: float,
     n_samples: int,
     cache_dir: Path,
+    root: Path | None = None,
+    log=None,
 ) -> CachedSignals:
     """Decode every record once into a memory-mapped float32 array on disk.
 
@@ -217,6 +478,12 @@ def cached_signals(
         Model input length in samples.
     cache_dir : pathlib.Path
         Folder for the cache; one subfolder per (dataset, fs, length, sources).
+    root : pathlib.Path, optional
+        The data root: record paths enter the key relative to it, so the same
+        data moved, copied or mounted elsewhere reuses the cache (and every
+        model trained on it). None: paths enter the key as given.
+    log : callable, optional
+        Receives a line when a corrupt cache is moved aside.
 
     Returns
     -------
@@ -224,48 +491,43 @@ def cached_signals(
         ``signals`` : numpy.memmap, shape (n_ok, 12, n_samples), float32, mV, read-only.
         ``records`` : list of str, records in ``signals`` order (bad records left out).
         ``skipped`` : SkipReport, records that raised RecordError, with the problem.
-        ``key`` : str, hash of everything that determines the array (records,
-        the size and modification time of each of their files, fs, length,
-        :data:`CACHE_VERSION`).
+        ``key`` : str, hash of everything that determines the array: each
+        record's name, its files' paths relative to ``root`` and their SHA-256,
+        fs, length and :data:`CACHE_VERSION`.
         ``n_valid`` : numpy.ndarray, shape (n_ok,), int64: valid (non-padding)
         samples per record, ``min(resampled length, n_samples)``; the valid
         part of row ``i`` is ``signals[i, :, n_samples - n_valid[i]:]``.
 
+    Warns
+    -----
+    CorruptCacheWarning
+        When a stored cache fails :func:`check_cache` (truncated or edited
+        files); it is moved aside (:func:`move_aside`) and rebuilt.
+
     Notes
     -----
-    A cache (``signals.f32`` and ``records.json`` holding the record names,
-    ``n_valid`` and the skipped records) is reused only when the record list,
-    the size and ``st_mtime_ns`` of every file of every record, fs, length and
-    :data:`CACHE_VERSION` all match, so a file replaced by another of the same
-    size is decoded again. It is written under a temporary name and renamed,
-    so an interrupted build leaves nothing stale.
+    The key hashes the records' contents (:class:`SourceDigests` remembers
+    each file's SHA-256 against its size, mtime, ctime and inode, so a rebuild
+    reads no record twice), so a record replaced in place is decoded again
+    whatever its size and dates. The cache is filled under an inter-process
+    lock (``<folder>.lock``, :class:`filelock.FileLock`), written to unique
+    temporary names and renamed into place, ``records.json`` last: two
+    processes filling the same cache produce one copy, and neither reads a
+    half-written one.
     """
-    key = _cache_key(dataset, fs_hz, n_samples, sources)
-    folder = Path(cache_dir) / f"{dataset}_{fs_hz:g}hz_{n_samples}_{key}"
-    meta_file = folder / "records.json"
-    if not meta_file.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "signals.f32.tmp"
-        ok, n_valid, skipped = [], [], SkipReport(dataset)
-        with open(tmp, "wb") as fh:
-            for record, path in tqdm(sources, desc=f"decode {dataset}", disable=None):
-                try:
-                    rec = read(record, path)
-                    resampled = resample(rec.signal, rec.fs, fs_hz)
-                    x = prepare_signal(resampled, fs_hz, fs_hz, n_samples)
-                except RecordError as err:
-                    skipped.add(err)
-                    continue
-                fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-                ok.append(record)
-                n_valid.append(min(int(resampled.shape[0]), int(n_samples)))
-        os.replace(tmp, folder / "signals.f32")
-        tmp_meta = meta_file.with_suffix(".tmp")
-        tmp_meta.write_text(
-            json.dumps({"records": ok, "n_valid": n_valid, "skipped": skipped.skipped})
-        )
-        os.replace(tmp_meta, meta_file)
-    meta = json.loads(meta_file.read_text())
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(dataset, fs_hz, n_samples, sources, root, SourceDigests(cache_dir))
+    folder = cache_dir / f"{dataset}_{fs_hz:g}hz_{n_samples}_{key}"
+    with FileLock(str(folder) + ".lock"):
+        meta, problem = check_cache(folder, key, sources, n_samples)
+        if meta is None:
+            if folder.exists():
+                move_aside(folder, problem, log)
+            _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples)
+            meta, problem = check_cache(folder, key, sources, n_samples)
+            if meta is None:
+                raise RuntimeError(f"{folder}: the cache just written fails its check: {problem}")
     skipped = SkipReport(dataset, [tuple(s) for s in meta["skipped"]])
     n_valid = np.asarray(meta["n_valid"], dtype=np.int64)
     n = len(meta["records"])
