@@ -2,12 +2,15 @@
 
 ``ecgrepro book --profile quick`` (what ``make book`` runs):
 
-1. checks that the data root exists (one clear message if not);
+1. checks the profile, the ``--only`` pages and every parameter
+   (:func:`ecgrepro.parameters.validate`), then that the data root exists
+   (one line and exit status 2 if not);
 2. executes every notebook named in ``_toc.yml`` with papermill, with the
    profile's parameters (``ecgrepro/profiles.yml``) plus any ``-p NAME VALUE``
    overrides, into ``_build/src/`` (the executed copies);
 3. builds the HTML book from those copies with ``execute_notebooks: "off"``
-   and warnings as errors, into ``_build/html``.
+   and warnings as errors, into ``_build/html``: the pages executed in that
+   build folder (after ``--only`` on a fresh folder, only those).
 
 A failing notebook stops the build with a non-zero exit status.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import pandas as pd
 import yaml
 
 from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_profiles
+from ecgrepro.parameters import PARAMETERS, ParameterError, check_profile, validate
 from ecgrepro.report import (
     PAGE_ENV,
     check_pdf,
@@ -56,10 +61,75 @@ def toc_notebooks(toc_file: Path) -> list[str]:
     return [f for f in walk(toc) if f.startswith("notebooks/")]
 
 
+#: A number in scientific notation that YAML 1.1 reads as a string (``1e-4``, ``2E3``, ``1.5e4``).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
 def parse_value(text: str):
-    """A ``-p`` value as YAML (so ``5`` is an int, ``1e-4`` a float, ``cpu`` a string)."""
+    """A ``-p`` value as YAML, and scientific notation as a float.
+
+    ``5`` is an int, ``0.5`` and ``1e-4`` floats (YAML 1.1, which :func:`yaml.safe_load`
+    follows, reads ``1e-4`` as a string), ``true``/``false`` bools, ``[4, 6]`` a list,
+    ``cpu`` a string; an empty value is the text itself.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    object
+    """
     value = yaml.safe_load(text)
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
     return text if value is None else value
+
+
+def parse_parameter(name: str, text: str):
+    """A ``-p NAME VALUE`` value: the text itself for a string parameter, else :func:`parse_value`.
+
+    A string parameter keeps what was typed (``-p amp off`` is ``"off"``, not YAML's False;
+    ``-p lstm_lead II``, ``-p data_root 2024``); the others are read by :func:`parse_value`
+    and checked by :func:`ecgrepro.parameters.validate`.
+
+    Parameters
+    ----------
+    name : str
+    text : str
+
+    Returns
+    -------
+    object
+    """
+    spec = PARAMETERS.get(name)
+    return text if spec is not None and spec.kind == "str" else parse_value(text)
+
+
+def book_pages() -> list[str]:
+    """The book's pages: notebook stems in ``_toc.yml`` order."""
+    return [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
+
+
+def check_pages(only: list[str] | None) -> None:
+    """Check the page names of ``--only`` against the book's pages.
+
+    Parameters
+    ----------
+    only : list of str, optional
+        Notebook stems; None or empty: every page.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        If a name is not a page of ``_toc.yml`` (one line listing the known pages).
+    """
+    pages = book_pages()
+    unknown = [p for p in only or () if p not in pages]
+    if unknown:
+        raise ParameterError(
+            f"unknown page(s) in --only: {', '.join(unknown)}; known pages: {', '.join(pages)}"
+        )
 
 
 def execute_notebooks(
@@ -67,12 +137,18 @@ def execute_notebooks(
 ) -> list[Path]:
     """Execute the book's notebooks with papermill into ``build_dir / "src"``.
 
+    Every page's parameters (its profile's, the overrides it declares, the data root and build
+    folder) are checked (:func:`ecgrepro.parameters.validate`) before the first page runs, so a
+    bad value stops the build at once, with one line.
+
     Parameters
     ----------
     profile : str
         A profile of ``ecgrepro/profiles.yml``.
     overrides : dict
-        Parameters that replace the profile's, for every notebook that declares them.
+        Parameters that replace the profile's, for every notebook that declares them (values
+        as :func:`parse_parameter` reads them; converted by
+        :func:`ecgrepro.parameters.validate`).
     data_root : pathlib.Path
         Passed to each notebook as ``data_root``.
     build_dir : pathlib.Path
@@ -87,20 +163,21 @@ def execute_notebooks(
 
     Raises
     ------
-    KeyError
-        For an unknown profile.
+    ecgrepro.parameters.ParameterError
+        For an unknown profile, an unknown page in ``only``, an unknown parameter name or a
+        value a page does not allow (before any page runs).
     papermill.PapermillExecutionError
         If a notebook fails.
     """
     import papermill as pm
 
     profiles = load_profiles()
-    if profile not in profiles:
-        raise KeyError(f"unknown profile {profile!r}; known: {sorted(profiles)}")
+    check_profile(profile, profiles)
+    check_pages(only)
+    overrides = validate(overrides)
     src = build_dir / "src"
-    done = []
-    for name in toc_notebooks(REPO_ROOT / "_toc.yml"):
-        stem = Path(name).name
+    plan = []
+    for stem in book_pages():
         if only and stem not in only:
             continue
         nb_in = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
@@ -118,6 +195,9 @@ def execute_notebooks(
         params["profile"] = profile_label(
             profile, {k: overrides[k] for k in overrides if k in declared}
         )
+        plan.append((stem, nb_in, validate(params, page=stem)))
+    done = []
+    for stem, nb_in, params in plan:
         nb_out = src / "notebooks" / f"{stem}.ipynb"
         nb_out.parent.mkdir(parents=True, exist_ok=True)
         print(f"[{stem}] executing with {params}", flush=True)
@@ -235,8 +315,88 @@ def page_times_markdown(times: dict[str, float], pages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Sphinx warnings a partial book (:func:`stage_config`) does not treat as errors: the links and
+#: glued values of the other pages point at pages it does not have.
+PARTIAL_BOOK_SUPPRESSED = ("ref.doc", "mystnb.glue_ref")
+
+
+def stage_toc(toc_file: Path, out: Path, executed) -> list[str]:
+    """Write the table of contents of the pages that have been executed.
+
+    Parameters
+    ----------
+    toc_file : pathlib.Path
+        The book's ``_toc.yml``.
+    out : pathlib.Path
+        The staged ``_toc.yml`` to write.
+    executed : iterable of str
+        Stems of the notebooks with an executed copy.
+
+    Returns
+    -------
+    list of str
+        The pages left out (not executed), in the book's order. Empty: ``toc_file``
+        is copied unchanged.
+    """
+    executed = set(executed)
+    left_out = [p for p in (Path(n).name for n in toc_notebooks(toc_file)) if p not in executed]
+    if not left_out:
+        shutil.copy2(toc_file, out)
+        return []
+
+    def kept(node) -> bool:
+        name = node.get("file") if isinstance(node, dict) else None
+        return not (
+            isinstance(name, str) and name.startswith("notebooks/") and Path(name).name in left_out
+        )
+
+    def prune(node):
+        if isinstance(node, dict):
+            return {k: prune(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [prune(v) for v in node if kept(v)]
+        return node
+
+    toc = prune(yaml.safe_load(toc_file.read_text()))
+    out.write_text(yaml.safe_dump(toc, sort_keys=False))
+    return left_out
+
+
+def stage_config(config_file: Path, out: Path, partial: bool) -> None:
+    """Write the staged ``_config.yml``: a copy, or for a partial book one that lets its pages
+    link to the missing ones.
+
+    A partial book (``--only``, :func:`stage_toc`) still builds with warnings as errors, except
+    those of :data:`PARTIAL_BOOK_SUPPRESSED`: the introduction and the pages link to
+    (``{doc}``) and glue values from (``{glue:text}``) pages it leaves out.
+
+    Parameters
+    ----------
+    config_file : pathlib.Path
+        The book's ``_config.yml``.
+    out : pathlib.Path
+    partial : bool
+        False: ``config_file`` is copied unchanged.
+    """
+    if not partial:
+        shutil.copy2(config_file, out)
+        return
+    config = yaml.safe_load(config_file.read_text())
+    sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+    suppressed = list(sphinx_config.get("suppress_warnings", []))
+    sphinx_config["suppress_warnings"] = suppressed + [
+        w for w in PARTIAL_BOOK_SUPPRESSED if w not in suppressed
+    ]
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     """Copy the book's sources beside the executed notebooks; vendor MathJax.
+
+    The book is made of the pages executed in this build folder: where a page has no executed
+    copy (``--only`` on a fresh folder), the staged ``_toc.yml`` leaves it out
+    (:func:`stage_toc`, :func:`stage_config`) and one line names the pages left out; where
+    every page has one, ``_toc.yml`` and ``_config.yml`` are copied unchanged.
 
     Also writes ``book/page_times.md`` into the staged sources: the time per
     page from ``tables/page_times.csv``, which the reproduction notes include; and the run
@@ -264,8 +424,15 @@ def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     """
     src = build_dir / "src"
     src.mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(REPO_ROOT / name, src / name)
+    executed = [nb.stem for nb in (src / "notebooks").glob("*.ipynb")]
+    left_out = stage_toc(REPO_ROOT / "_toc.yml", src / "_toc.yml", executed)
+    stage_config(REPO_ROOT / "_config.yml", src / "_config.yml", partial=bool(left_out))
+    if left_out:
+        print(
+            f"book of the pages executed in {build_dir}; left out as not executed: "
+            + ", ".join(left_out),
+            flush=True,
+        )
     shutil.copytree(REPO_ROOT / "book", src / "book", dirs_exist_ok=True)
     pages = [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
     times = page_times_markdown(read_page_times(build_dir / "tables" / "page_times.csv"), pages)
@@ -432,10 +599,21 @@ def train_command(args) -> int:
     (:func:`ecgrepro.train.init_distributed`); rank 0 reads (and caches) the
     data before the others, so that the signal cache is written once.
 
+    The parameters are checked (:func:`ecgrepro.parameters.validate`, the device's presence
+    included) before the data root is looked for.
+
     Returns
     -------
     int
-        0; 2 if no data root is found or the model, profile or a parameter is unknown.
+        0; 2 if the model or a parameter name is unknown.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        For an unknown profile or a value a parameter does not allow (:func:`main` prints it
+        as one line and returns 2).
+    ecgrepro.config.DataNotFoundError
+        If no data root is found (likewise).
     """
     import torch.distributed
 
@@ -445,23 +623,17 @@ def train_command(args) -> int:
     if args.model not in paper_specs():
         print(f"error: unknown model {args.model!r}; known: {list(paper_specs())}", file=sys.stderr)
         return 2
-    overrides = {k: parse_value(v) for k, v in args.parameter}
+    overrides = {k: parse_parameter(k, v) for k, v in args.parameter}
     unknown = sorted(set(overrides) - set(TRAIN_PARAMETERS))
     if unknown:
         print(f"error: unknown parameter(s) {unknown}; known: {TRAIN_PARAMETERS}", file=sys.stderr)
         return 2
     profiles = load_profiles()
-    if args.profile not in profiles:
-        known = sorted(profiles)
-        print(f"error: unknown profile {args.profile!r}; known: {known}", file=sys.stderr)
-        return 2
+    check_profile(args.profile, profiles)
     params = {k: v for k, v in profiles[args.profile][TRAIN_PAGE].items() if k in TRAIN_PARAMETERS}
     params.update(overrides)
-    try:
-        data_root = find_data_root(args.data)
-    except DataNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    params = validate(params)
+    data_root = find_data_root(args.data)
     dist, device = init_distributed(params.pop("device"))
     log = print if dist.is_main else None
     build = str(Path(args.build_dir).resolve()) if args.build_dir else ""
@@ -515,18 +687,47 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("--base-url", default=None, help="mirror replacing the PhysioNet release root")
     add_train_parser(sub)
     args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except (ParameterError, DataNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the subcommand :func:`main` parsed.
+
+    Returns
+    -------
+    int
+        The exit status.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        For a bad profile, ``--only`` page or parameter (before any data is read).
+    ecgrepro.config.DataNotFoundError
+        If no data root is found.
+    """
     if args.command == "train":
         return train_command(args)
     if args.command == "download":
-        from ecgrepro.download import download
+        from ecgrepro.download import DownloadError, download
 
         failed = 0
         for name in args.dataset:
-            report = download(name, Path(args.root), base_url=args.base_url)
+            try:
+                report = download(name, Path(args.root), base_url=args.base_url)
+            except DownloadError as err:  # the checksum list itself
+                print(f"{name}: failed: {err}")
+                failed += 1
+                continue
             print(
                 f"{name}: {len(report.fetched)} fetched, {len(report.present)} already present, "
                 f"{len(report.failed)} failed"
             )
+            for _, why in report.failed:  # each message names the file and why
+                print(f"{name}: failed: {why}")
             failed += len(report.failed)
         return 1 if failed else 0
 
@@ -544,13 +745,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{images} embedded images for the {figures} figures of {len(executed)} pages"
         )
         return 0
-    try:
-        data_root = find_data_root(args.data)
-    except DataNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # everything the user typed is checked before the data root is looked for or a page runs
+    check_profile(args.profile, load_profiles())
+    check_pages(args.only)
+    overrides = validate({k: parse_parameter(k, v) for k, v in args.parameter})
+    data_root = find_data_root(args.data)
     print(f"data root: {data_root}; profile: {args.profile}", flush=True)
-    overrides = {k: parse_value(v) for k, v in args.parameter}
     if not args.no_execute:
         execute_notebooks(args.profile, overrides, data_root, build_dir, args.only)
     src = stage_book(build_dir)

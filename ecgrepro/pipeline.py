@@ -20,10 +20,12 @@ Models (METHODS.md, "Input and training"):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +36,7 @@ import torch
 
 from ecgrepro.config import REPO_ROOT, find_data_root
 from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
+from ecgrepro.data.signals import file_sha256, lock_for, move_aside
 from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import LeadLSTM, ResNet1d, resnet34
 from ecgrepro.report import write_run_facts
@@ -294,6 +297,9 @@ class TrainedModel:
     def scores(self, name: str, samples: Samples, data_key: str, device="cpu") -> np.ndarray:
         """Sigmoid outputs on ``samples``, cached in the artifact folder by ``data_key``.
 
+        A stored file that cannot be read or has another number of rows is
+        moved aside (:func:`ecgrepro.data.signals.move_aside`) and scored anew;
+        a new one goes to a unique temporary name and is renamed into place.
         Scored with the spec's ``amp`` and ``compile`` (:func:`ecgrepro.train.predict_scores`).
 
         Returns
@@ -302,13 +308,25 @@ class TrainedModel:
         """
         path = self.folder / f"scores-{name}-{data_key}.npy"
         if path.is_file():
-            return np.load(path)
+            try:
+                stored = np.load(path, allow_pickle=False)
+                if stored.ndim == 2 and stored.shape[0] == len(samples):
+                    return stored
+                problem = f"holds shape {stored.shape}, not ({len(samples)}, n_classes)"
+            except (OSError, ValueError, EOFError) as exc:
+                problem = f"cannot be read ({type(exc).__name__}: {exc})"
+            move_aside(path, problem)
         s = predict_scores(
             self.model, samples, device=device, amp=self.spec.amp, compile=self.spec.compile
         )
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, s)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, s)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return s
 
 
@@ -358,6 +376,22 @@ def get_model(
     ------
     ValueError
         If ``spec.init_from`` is set and ``parent`` is not that model.
+    RuntimeError
+        If training returns no weights, or not the model's (nothing is stored).
+
+    Warns
+    -----
+    ecgrepro.data.CorruptCacheWarning
+        When a stored artifact fails its check (:func:`_load_artifact`): it is
+        moved aside (``<folder>.corrupt-<time>-<pid>``) and the model trained anew.
+
+    Notes
+    -----
+    One process at a time checks, trains and writes an artifact
+    (:func:`ecgrepro.data.signals.lock_for`), so two processes asking
+    for the same model produce one artifact: the second waits and reuses it.
+    The artifact is written into a unique temporary folder beside it, with the
+    size and SHA-256 of each file in ``meta.json``, and renamed into place.
     """
     device = torch.device(device)
     dist = dist or DistContext()
@@ -370,8 +404,23 @@ def get_model(
     folder = Path(artifacts_dir) / f"{spec.name}-{key}"
     torch.manual_seed(spec.seed)  # the initial weights, when training
     model = build_model(spec.arch, ref.fs_hz, ref.n_samples, ref.y.shape[1])
-    if (folder / "meta.json").is_file() and not retrain:
-        return _load_artifact(spec, model, key, folder, device, log)
+    if not Path(artifacts_dir).is_dir():
+        Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
+    # One process trains and writes an artifact while any other asking for it waits; under
+    # torchrun every rank trains together (a lock would deadlock them) and rank 0 writes.
+    lock = lock_for(folder) if dist.world_size == 1 else contextlib.nullcontext()
+    with lock:
+        if not retrain and folder.exists():
+            try:
+                return _load_artifact(spec, model, key, folder, device, log)
+            except ArtifactError as err:
+                with contextlib.suppress(FileNotFoundError):  # another rank moved it first
+                    move_aside(folder, str(err), log)
+        return _train_and_store(spec, model, key, folder, datasets, device, parent, log, dist, sync)
+
+
+def _train_and_store(spec, model, key, folder, datasets, device, parent, log, dist, sync):
+    """Train ``model`` as ``spec`` says and store it in ``folder`` (see :func:`get_model`)."""
     if parent is not None:
         model.load_state_dict(parent.model.state_dict())
     train = samples_for(datasets, spec.train_on, "train", spec.augment)
@@ -401,6 +450,12 @@ def get_model(
     if not dist.is_main:
         dist.barrier()  # rank 0 writes the artifact; then read it, as if reused
         return replace(_load_artifact(spec, model, key, folder, device, None), reused=False)
+    expected = set(model.state_dict())
+    if not result.state_dict or set(result.state_dict) != expected:
+        raise RuntimeError(
+            f"{spec.name}: training returned {len(result.state_dict or {})} weights for a model "
+            f"of {len(expected)}; nothing is stored"
+        )
     meta = {
         "spec": asdict(spec),
         "key": key,
@@ -414,24 +469,106 @@ def get_model(
         "sync_bn": sync,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(result.state_dict, tmp / "model.pt")
-    result.log.to_csv(tmp / "log.csv", index=False)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        torch.save(result.state_dict, tmp / "model.pt")
+        result.log.to_csv(tmp / "log.csv", index=False)
+        meta["files"] = {
+            name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
+            for name in ARTIFACT_FILES
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        tmp.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     dist.barrier()
     return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
+
+
+#: The files of a model artifact whose size and SHA-256 ``meta.json`` records.
+ARTIFACT_FILES = ("model.pt", "log.csv")
+
+
+class ArtifactError(ValueError):
+    """A stored model artifact fails its check on read; the message says what is wrong."""
+
+
+def check_artifact(folder: Path) -> dict:
+    """Read a model artifact's ``meta.json`` and check its files against it.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        ``<build>/artifacts/<name>-<key>``.
+
+    Returns
+    -------
+    dict
+        ``meta.json``'s content.
+
+    Raises
+    ------
+    ArtifactError
+        ``meta.json`` missing or unreadable; a file of :data:`ARTIFACT_FILES`
+        missing, or of another size or SHA-256 than ``meta.json`` records.
+    """
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        files = meta["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"meta.json cannot be read ({type(exc).__name__}: {exc})") from exc
+    for name in ARTIFACT_FILES:
+        path = folder / name
+        want = files.get(name) if isinstance(files, dict) else None
+        if not path.is_file() or not isinstance(want, dict):
+            raise ArtifactError(f"{name} is missing, or not listed in meta.json")
+        size = path.stat().st_size
+        if size != want.get("bytes"):
+            raise ArtifactError(f"{name} holds {size:,} bytes; meta.json says {want.get('bytes')}")
+        if file_sha256(path) != want.get("sha256"):
+            raise ArtifactError(f"{name}'s SHA-256 differs from the one meta.json records")
+    return meta
 
 
 def _load_artifact(
     spec: TrainingSpec, model: torch.nn.Module, key: str, folder: Path, device, log
 ) -> TrainedModel:
-    """A stored artifact's weights loaded into ``model`` (on ``device``, eval mode)."""
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
-    meta = json.loads((folder / "meta.json").read_text())
+    """A stored artifact's weights loaded into ``model`` (on ``device``, eval mode).
+
+    The artifact is checked first (:func:`check_artifact`) and the weights are
+    read with ``torch.load(..., weights_only=True)``, which unpickles nothing
+    but tensors and containers (whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
+    says); they must hold exactly the model's parameters and buffers, with
+    their shapes, before ``model`` is touched.
+
+    Raises
+    ------
+    ArtifactError
+        If the check fails, the weights cannot be read safely or do not fit the model.
+    """
+    meta = check_artifact(folder)
+    try:
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        log_frame = pd.read_csv(folder / "log.csv")
+    except Exception as exc:  # torch raises many types for a bad or hostile file
+        raise ArtifactError(
+            f"model.pt or log.csv cannot be read safely ({type(exc).__name__}: {exc})"
+        ) from exc
+    own = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(own):
+        raise ArtifactError(
+            f"model.pt holds {len(state) if isinstance(state, dict) else 0} weights that are not "
+            f"the {len(own)} of a {spec.arch} model"
+        )
+    wrong = [
+        k for k, v in own.items() if not torch.is_tensor(state[k]) or state[k].shape != v.shape
+    ]
+    if wrong:
+        raise ArtifactError(f"model.pt's {wrong[0]} has another shape than the model's")
+    model.load_state_dict(state)
     if log:
         log(f"{spec.name}: reusing artifact {folder.name} (trained {meta['created']})")
     return TrainedModel(
@@ -439,7 +576,7 @@ def _load_artifact(
         model.to(device).eval(),
         key,
         folder,
-        pd.read_csv(folder / "log.csv"),
+        log_frame,
         meta["best_epoch"],
         True,
         meta,
@@ -669,9 +806,43 @@ def setup(
 
     Raises
     ------
+    ecgrepro.parameters.ParameterError
+        If a parameter has a value it does not allow, or ``device`` is absent
+        (:func:`ecgrepro.parameters.validate`): one line, before any data is read.
     ecgrepro.config.DataNotFoundError
         If no data root is found.
     """
+    from ecgrepro.parameters import validate  # a notebook run by hand is checked here
+
+    checked = validate(
+        {
+            "data_root": data_root or "",
+            "build_dir": build_dir or "",
+            "fs_hz": fs_hz,
+            "window_s": window_s,
+            "seed": seed,
+            "device": device,
+            "label_mapping": label_mapping,
+            "epochs": epochs,
+            "epochs_ours": epochs_ours,
+            "batch_size": batch_size,
+            "lr": lr,
+            "augment_cpsc_in_ours2": augment_cpsc_in_ours2,
+            "retrain": retrain,
+            "amp": amp,
+            "compile": compile,
+        }
+    )
+    data_root, build_dir, fs_hz, window_s, seed, device, label_mapping = (
+        checked[k]
+        for k in ("data_root", "build_dir", "fs_hz", "window_s", "seed", "device", "label_mapping")
+    )
+    epochs, epochs_ours, batch_size, lr = (
+        checked[k] for k in ("epochs", "epochs_ours", "batch_size", "lr")
+    )
+    augment_cpsc_in_ours2, retrain, amp, compile = (
+        checked[k] for k in ("augment_cpsc_in_ours2", "retrain", "amp", "compile")
+    )
     root = find_data_root(data_root or None)
     build = Path(build_dir or REPO_ROOT / "_build")
     for sub in ("tables", "figures", "artifacts"):

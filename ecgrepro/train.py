@@ -748,8 +748,12 @@ def train_model(
     Raises
     ------
     ValueError
-        If ``batch_size`` is not a multiple of the number of processes, or
-        ``amp`` is not a mode of :data:`AMP_MODES`.
+        If ``epochs`` or ``batch_size`` is not an integer >= 1, ``batch_size``
+        is not a multiple of the number of processes, or ``amp`` is not a mode
+        of :data:`AMP_MODES`.
+    RuntimeError
+        If (on rank 0) the kept weights are empty or do not hold the model's
+        keys: no model is ever returned, or stored, as trained without weights.
 
     Notes
     -----
@@ -758,6 +762,9 @@ def train_model(
     """
     dist = dist or DistContext()
     amp = check_amp(amp)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if batch_size % dist.world_size:
         raise ValueError(
             f"batch_size {batch_size} is not divisible by the {dist.world_size} processes"
@@ -812,7 +819,16 @@ def train_model(
                         + ("  *best" if best_epoch == epoch else "")
                     )
             dist.barrier()  # the others wait for rank 0's validation
-    if best_state is not None:
+    if dist.is_main:
+        expected, kept = set(model.state_dict()), set(best_state or {})
+        if not kept or kept != expected:
+            missing, extra = sorted(expected - kept), sorted(kept - expected)
+            raise RuntimeError(
+                f"training kept no usable weights after {epochs} epoch(s) (best epoch "
+                f"{best_epoch}; {len(missing)} of the model's {len(expected)} tensors missing, "
+                f"{len(extra)} foreign, e.g. {(missing + extra)[:3]}); nothing is returned or "
+                "stored as trained"
+            )
         model.load_state_dict(best_state)
     return TrainResult(pd.DataFrame(rows), best_epoch, best_state or {})
 

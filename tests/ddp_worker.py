@@ -82,6 +82,8 @@ def cli(out: Path, build: Path, argv: list[str]) -> None:
             full = os.path.abspath(os.fsdecode(path))
         except TypeError:
             return False
+        if f"{os.sep}.locks{os.sep}" in full:
+            return False  # the inter-process lock files (ecgrepro.data.signals.lock_for)
         return full == build or full.startswith(build + os.sep)
 
     def audit(event, args):

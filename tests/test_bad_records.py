@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ecgrepro.data.MissingRecordsWar
 
 def n_caches(cache):
     """Cache folders (the digest memory and lock files beside them are not caches)."""
-    return sum(p.is_dir() for p in cache.iterdir())
+    return sum(p.is_dir() and not p.name.startswith(".") for p in cache.iterdir())
 
 
 def rec_path(root, i):

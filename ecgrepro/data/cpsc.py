@@ -82,8 +82,8 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
     if len(ref.columns) == 1 and any(sep in header for sep in ";\t|"):
         sep = next(sep for sep in ";\t|" if sep in header)
         raise LabelFileError(
-            path, f"its columns are separated by {sep!r}; REFERENCE.csv is comma-separated "
-            f"({expected})"
+            path,
+            f"its columns are separated by {sep!r}; REFERENCE.csv is comma-separated ({expected})",
         )
     if ref.columns[0].lower() != "recording":
         what = (
@@ -120,8 +120,9 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
                 found = [c for _, c in bad] or [c for _, c in codes]
                 raise RecordError(
                     name,
-                    f"REFERENCE.csv line {line}, {where}: unknown label code(s) {found} "
-                    f"(codes 1-9)" if found else f"REFERENCE.csv line {line}, {where}: no label",
+                    f"REFERENCE.csv line {line}, {where}: unknown label code(s) {found} (codes 1-9)"
+                    if found
+                    else f"REFERENCE.csv line {line}, {where}: no label",
                 )
             cl = []
             for _, c in codes:

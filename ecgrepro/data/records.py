@@ -351,8 +351,11 @@ def check_header(record: str, hdr, contract: RecordContract) -> None:
         )
     if contract.adc_gain is not None:
         gains = list(hdr.adc_gain or [])
-        off = [(names[i] if i < len(names) else str(i), g) for i, g in enumerate(gains)
-               if not math.isclose(float(g), contract.adc_gain)]
+        off = [
+            (names[i] if i < len(names) else str(i), g)
+            for i, g in enumerate(gains)
+            if not math.isclose(float(g), contract.adc_gain)
+        ]
         if off:
             lead, g = off[0]
             raise RecordError(

@@ -249,11 +249,32 @@ class SourceDigests:
         if not self.new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
+        with lock_for(self.path):
             memo = self._read()
             memo.update(self.new)
             _write_atomic(self.path, json.dumps(memo).encode())
         self.new = {}
+
+
+def lock_for(path: Path) -> FileLock:
+    """The inter-process lock of a cache entry: ``<parent>/.locks/<name>.lock``.
+
+    Lock files stay (removing one while another process waits on it would
+    break the lock); they live in ``.locks/`` so that listings of the cache,
+    artifact and explanation folders hold only entries.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The entry (folder or file) the lock guards.
+
+    Returns
+    -------
+    filelock.FileLock
+    """
+    locks = Path(path).parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / f"{Path(path).name}.lock"))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -510,7 +531,7 @@ def cached_signals(
     each file's SHA-256 against its size, mtime, ctime and inode, so a rebuild
     reads no record twice), so a record replaced in place is decoded again
     whatever its size and dates. The cache is filled under an inter-process
-    lock (``<folder>.lock``, :class:`filelock.FileLock`), written to unique
+    lock (:func:`lock_for`), written to unique
     temporary names and renamed into place, ``records.json`` last: two
     processes filling the same cache produce one copy, and neither reads a
     half-written one.
@@ -519,7 +540,7 @@ def cached_signals(
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = _cache_key(dataset, fs_hz, n_samples, sources, root, SourceDigests(cache_dir))
     folder = cache_dir / f"{dataset}_{fs_hz:g}hz_{n_samples}_{key}"
-    with FileLock(str(folder) + ".lock"):
+    with lock_for(folder):
         meta, problem = check_cache(folder, key, sources, n_samples)
         if meta is None:
             if folder.exists():

@@ -19,10 +19,13 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from ecgrepro.data.signals import lock_for, move_aside
 
 #: Bump when a change to the explanation code changes a stored result.
 #: 2: padding ignored, |phi| normalisation of the variants, the 8-lead game.
@@ -93,16 +96,38 @@ def cached(
     ------
     TypeError
         If ``compute`` returns something other than a dict, or an array of objects.
+
+    Warns
+    -----
+    ecgrepro.data.CorruptCacheWarning
+        When the stored file cannot be read (truncated, not a zip, a bad
+        CRC-32 of a member): it is moved aside and computed anew.
+
+    Notes
+    -----
+    Checked, computed and stored under an inter-process lock
+    (:func:`ecgrepro.data.signals.lock_for`): two processes asking for the
+    same result compute it once. Files load with ``allow_pickle=False``.
     """
     folder = Path(folder)
     key = key_of(key_payload)
     path = folder / f"{name}-{key}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            out = {k: stored[k] for k in stored.files if k != _PAYLOAD}
-        if log:
-            log(f"{name}: reusing {path.name}")
-        return out
+    folder.mkdir(parents=True, exist_ok=True)
+    with lock_for(path):
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    out = {k: stored[k] for k in stored.files if k != _PAYLOAD}
+                if log:
+                    log(f"{name}: reusing {path.name}")
+                return out
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                move_aside(path, f"cannot be read ({type(exc).__name__}: {exc})", log)
+        return _compute_and_store(folder, name, key, path, key_payload, compute, log)
+
+
+def _compute_and_store(folder, name, key, path, key_payload, compute, log):
+    """``compute()``'s result, stored atomically at ``path`` (see :func:`cached`)."""
     result = compute()
     if not isinstance(result, dict):
         raise TypeError(f"compute must return a dict of arrays, got {type(result).__name__}")
@@ -111,7 +136,6 @@ def cached(
         if v.dtype == object:
             raise TypeError(f"{name}: {k!r} is an array of objects; store numbers or strings")
     payload = json.dumps(key_payload, sort_keys=True, default=_jsonable)
-    folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-{key}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
