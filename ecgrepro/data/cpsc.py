@@ -86,8 +86,9 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
             f"its columns are separated by {sep!r}; REFERENCE.csv is comma-separated ({expected})",
         )
     if ref.columns[0].lower() != "recording":
+        first = path.read_text(errors="replace").splitlines()[0].strip()
         what = (
-            f"its first line {header!r} is a record, not the header line"
+            f"its first line {first!r} is a record, not the header line"
             if ref.columns[0][:1].upper() == "A" and ref.columns[0][1:].isdigit()
             else f"its first column is {ref.columns[0]!r}, not 'Recording'"
         )

@@ -45,6 +45,17 @@ def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
         raise LabelFileError(path, f"cannot be read as {what} ({first})") from exc
 
 
+def _cell(value) -> str:
+    """A CSV cell as a reader would write it: ``11`` (not ``11.0``), ``(empty)``, ``'x'``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return "(empty)"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer, float, np.floating)):
+        return str(value)
+    return repr(str(value))
+
+
 def check_metadata_rows(meta: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list[RecordError]]:
     """Rows of ``ptbxl_database.csv`` that can be used, and a named error for each other row.
 
@@ -75,8 +86,8 @@ def check_metadata_rows(meta: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, l
         errors.append(
             RecordError(
                 f"line {line[i]}",
-                f"{path.name} line {line[i]}, column ecg_id: {meta.at[i, 'ecg_id']!r} is not an "
-                "integer id",
+                f"{path.name} line {line[i]}, column ecg_id: "
+                f"{_cell(meta.at[i, 'ecg_id'])} is not an integer id",
             )
         )
         bad[i] = True
@@ -96,8 +107,8 @@ def check_metadata_rows(meta: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, l
         errors.append(
             RecordError(
                 str(int(ids[i])),
-                f"{path.name} line {line[i]}, column strat_fold: {meta.at[i, 'strat_fold']!r} is "
-                "not a fold 1-10",
+                f"{path.name} line {line[i]}, column strat_fold: "
+                f"{_cell(meta.at[i, 'strat_fold'])} is not a fold 1-10",
             )
         )
     bad |= off
