@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
-from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport
+from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport, read_label_csv
 from ecgrepro.data.labels import CPSC_CODES, header_dx_classes
 from ecgrepro.data.records import (
     Record,
@@ -71,11 +71,7 @@ def load_reference(root: Path) -> tuple[pd.DataFrame, SkipReport]:
     path = cpsc_dir(root) / "REFERENCE.csv"
     if not path.is_file():
         raise FileNotFoundError(f"CPSC 2018 labels not found: {path}")
-    try:
-        ref = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LabelFileError(path, f"cannot be read as CSV ({first})") from exc
+    ref = read_label_csv(path, "CSV", dtype=str, keep_default_na=False)
     ref.columns = [str(c).strip().lstrip("\ufeff") for c in ref.columns]
     header = ",".join(ref.columns)
     expected = "Recording,First_label,Second_label,Third_label"

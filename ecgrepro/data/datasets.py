@@ -95,8 +95,10 @@ class ECGDataset:
         the PTB-XL release read when it is not the usual one, records missing
         from the data root.
     cache_key : str
-        Hash of the decoded signals (records, size and modification time of
-        their files, fs, length).
+        Hash of the decoded signals: records, the SHA-256 of their files and
+        their paths relative to the data root, fs, length
+        (:func:`~ecgrepro.data.signals.cached_signals`); the same data at
+        another path has the same key.
     source : str
         The folder the records were read from (PTB-XL: ``.../ptb-xl/records100``
         or ``records500``; CPSC: ``.../cpsc2018``); named by :class:`EmptySplitError`.

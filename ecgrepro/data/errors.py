@@ -47,6 +47,34 @@ class LabelFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def read_label_csv(path, what: str, **kwargs) -> pd.DataFrame:
+    """:func:`pandas.read_csv`, with one :class:`LabelFileError` line for a file that is not CSV.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    what : str
+        Its format in words, for the message (``PTB-XL's ptbxl_database.csv``).
+    **kwargs
+        Passed to :func:`pandas.read_csv`.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    LabelFileError
+        If pandas cannot parse it, it is empty, or it is not text in UTF-8.
+    """
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabelFileError(path, f"cannot be read as {what} ({first})") from exc
+
+
 class CorruptCacheWarning(UserWarning):
     """A cached file (signals, a trained model, an explanation) failed its check on read.
 

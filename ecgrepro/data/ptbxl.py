@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
-from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport
+from ecgrepro.data.errors import LabelFileError, RecordError, SkipReport, read_label_csv
 from ecgrepro.data.labels import DEFAULT_MAPPING, parse_scp_codes, ptbxl_classes
 from ecgrepro.data.records import Record, RecordContract, read_wfdb
 
@@ -34,15 +34,6 @@ def ptbxl_dir(root: Path) -> Path:
 
 #: Columns of ``ptbxl_database.csv`` the loaders read; a file without one of them stops the load.
 REQUIRED_COLUMNS = ("ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr", "age", "sex")
-
-
-def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
-    """``pandas.read_csv`` with one :class:`LabelFileError` line for a file that is not CSV."""
-    try:
-        return pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LabelFileError(path, f"cannot be read as {what} ({first})") from exc
 
 
 def _cell(value) -> str:
@@ -155,7 +146,7 @@ def load_metadata(
     path = ptbxl_dir(root) / "ptbxl_database.csv"
     if not path.is_file():
         raise FileNotFoundError(f"PTB-XL metadata not found: {path}")
-    meta = _read_csv(path, "PTB-XL's ptbxl_database.csv")
+    meta = read_label_csv(path, "PTB-XL's ptbxl_database.csv")
     missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
     if missing:
         raise LabelFileError(
