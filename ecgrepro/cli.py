@@ -761,9 +761,11 @@ def run_command(args: argparse.Namespace) -> int:
         ),
         flush=True,
     )
-    build_html(src, REPO_ROOT if build_dir == REPO_ROOT / "_build" else build_dir)
+    out_root = REPO_ROOT if build_dir == REPO_ROOT / "_build" else build_dir
+    build_html(src, out_root)
     minutes, seconds = divmod(time.perf_counter() - t0, 60)
-    print(f"book built in {int(minutes)} min {seconds:.0f} s: {build_dir / 'html' / 'index.html'}")
+    index = out_root / "_build" / "html" / "index.html"  # where jupyter-book writes it
+    print(f"book built in {int(minutes)} min {seconds:.0f} s: {index}")
     return 0
 
 
