@@ -686,6 +686,13 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("--dataset", nargs="*", default=["ptbxl", "cpsc"], choices=["ptbxl", "cpsc"])
     dl.add_argument("--base-url", default=None, help="mirror replacing the PhysioNet release root")
     add_train_parser(sub)
+    for name, text, folder in (
+        ("export", "write every stored model as a release (safetensors + SHA-256 manifest)", "DIR"),
+        ("import", "verify a release and install its models so the book trains none", "DIR"),
+    ):
+        rel = sub.add_parser(name, help=text)
+        rel.add_argument("release", metavar=folder, help="the release folder")
+        rel.add_argument("--build-dir", default=None, help="build folder (default: <repo>/_build)")
     args = parser.parse_args(argv)
     try:
         return run_command(args)
@@ -711,6 +718,19 @@ def run_command(args: argparse.Namespace) -> int:
     """
     if args.command == "train":
         return train_command(args)
+    if args.command in ("export", "import"):
+        from ecgrepro.release import ReleaseError, export_models, import_models
+
+        build = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
+        try:
+            if args.command == "export":
+                export_models(build, Path(args.release))
+            else:
+                import_models(Path(args.release), build)
+        except ReleaseError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "download":
         from ecgrepro.download import DownloadError, download
 

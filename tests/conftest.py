@@ -159,3 +159,18 @@ def mini_root(tmp_path: Path, data_root: Path) -> Path:
             shutil.copy(data_root / "cpsc2018" / "wfdb-2020" / f"{rec}{ext}", cpsc / "wfdb")
     shutil.copy(data_root / "cpsc2018" / "original" / "A1980.mat", cpsc / "original")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, sample_cpsc, sample_ptbxl):
+    """The Original trained for one epoch on the sample at 100 Hz, and its datasets.
+
+    One artifact per session (``<tmp>/artifacts*/original-<key>``), shared by the tests of
+    broken artifacts and of releases; tests copy it before changing anything.
+    """
+    from ecgrepro.pipeline import get_model, paper_specs
+
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    spec = paper_specs(epochs=1)["original"]
+    datasets = {"cpsc": sample_cpsc, "ptbxl": sample_ptbxl}
+    return get_model(spec, datasets, artifacts, "cpu", log=None), datasets

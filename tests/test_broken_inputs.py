@@ -29,7 +29,7 @@ from ecgrepro.data import RecordError, cpsc, load_cpsc, load_ptbxl, ptbxl
 from ecgrepro.data.errors import CorruptCacheWarning, LabelFileError
 from ecgrepro.data.records import read_cpsc_original
 from ecgrepro.explain.store import cached
-from ecgrepro.pipeline import ArtifactError, _load_artifact, build_model, get_model, paper_specs
+from ecgrepro.pipeline import ArtifactError, _load_artifact, build_model, get_model
 from ecgrepro.train import Samples
 
 # mini_root lacks almost every listed record: the warning is tested in test_data_loaders.py
@@ -355,15 +355,6 @@ def test_two_processes_filling_one_cache_give_one_correct_copy(tmp_path, data_ro
 
 
 # --- stored models and explanations --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_cpsc, sample_ptbxl):
-    """The Original trained for one epoch on the sample at 100 Hz (one artifact)."""
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    spec = paper_specs(epochs=1)["original"]
-    datasets = {"cpsc": sample_cpsc, "ptbxl": sample_ptbxl}
-    return get_model(spec, datasets, artifacts, "cpu", log=None), datasets
 
 
 def copy_artifact(trained, tmp_path) -> Path:

@@ -1,0 +1,91 @@
+"""Trained models as a release (issue #27, item 3): export -> import -> reused, never unpickled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgrepro import cli
+from ecgrepro.pipeline import check_artifact, get_model
+from ecgrepro.release import ReleaseError, export_models, import_models, verify_release
+from ecgrepro.train import Samples
+
+
+@pytest.fixture()
+def build(trained, tmp_path) -> Path:
+    """A build folder holding the session's trained model, with its validation scores."""
+    m, datasets = trained
+    m.scores("cpsc-val", Samples.from_dataset(datasets["cpsc"], "val", augment=False), "k0")
+    build = tmp_path / "build"
+    shutil.copytree(m.folder, build / "artifacts" / m.folder.name)
+    return build
+
+
+def test_export_then_import_gives_the_model_the_book_reuses(trained, build, tmp_path):
+    m, datasets = trained
+    release = tmp_path / "release"
+    report = export_models(build, release, log=None)
+    assert report.models == [m.folder.name] and report.skipped == []
+    names = sorted(p.name for p in (release / m.folder.name).iterdir())
+    assert names == ["log.csv", "meta.json", "model.safetensors", "scores-cpsc-val-k0.npy"]
+    manifest = verify_release(release)
+    assert set(manifest["files"]) == {f"{m.folder.name}/{n}" for n in names}
+    assert {"torch", "numpy", "safetensors", "python"} <= set(manifest["versions"])
+    fresh = tmp_path / "fresh"
+    assert import_models(release, fresh, log=None).models == [m.folder.name]
+    folder = fresh / "artifacts" / m.folder.name
+    check_artifact(folder)
+    again = get_model(m.spec, datasets, fresh / "artifacts", "cpu", log=None)
+    assert again.reused and again.folder == folder  # nothing trained
+    for k, v in m.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[k], v), k
+    np.testing.assert_array_equal(
+        np.load(folder / "scores-cpsc-val-k0.npy"),
+        np.load(build / "artifacts" / m.folder.name / "scores-cpsc-val-k0.npy"),
+    )
+    # a second import keeps what is there
+    assert import_models(release, fresh, log=None).skipped[0][1].startswith("already stored")
+
+
+def test_a_changed_file_stops_the_import_and_installs_nothing(trained, build, tmp_path):
+    m, _ = trained
+    release = tmp_path / "release"
+    export_models(build, release, log=None)
+    log_csv = release / m.folder.name / "log.csv"
+    log_csv.write_text(log_csv.read_text() + "0,0,0\n")
+    with pytest.raises(ReleaseError, match=rf"{m.folder.name}/log.csv: its size or SHA-256"):
+        import_models(release, tmp_path / "fresh", log=None)
+    assert not (tmp_path / "fresh" / "artifacts").exists()
+
+
+def test_a_manifest_entry_outside_the_release_is_refused(trained, build, tmp_path):
+    release = tmp_path / "release"
+    export_models(build, release, log=None)
+    manifest = json.loads((release / "manifest.json").read_text())
+    manifest["files"]["../../outside.txt"] = {"bytes": 0, "sha256": ""}
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match=r"lists '\.\./\.\./outside\.txt', which is not a file"):
+        verify_release(release)
+
+
+def test_export_leaves_out_a_model_that_fails_its_check(trained, build, tmp_path):
+    m, _ = trained
+    bad = build / "artifacts" / f"ours1-{'0' * 16}"
+    shutil.copytree(build / "artifacts" / m.folder.name, bad)
+    (bad / "model.pt").write_bytes(b"not a model")
+    report = export_models(build, tmp_path / "release", log=None)
+    assert report.models == [m.folder.name]
+    assert report.skipped[0][0] == bad.name and "model.pt holds 11 bytes" in report.skipped[0][1]
+
+
+def test_the_commands_export_and_import(build, tmp_path, capsys):
+    release = str(tmp_path / "release")
+    assert cli.main(["export", release, "--build-dir", str(build)]) == 0
+    assert cli.main(["export", release, "--build-dir", str(build)]) == 2  # never overwritten
+    assert "a release is already there" in capsys.readouterr().err
+    assert cli.main(["import", release, "--build-dir", str(tmp_path / "fresh")]) == 0
