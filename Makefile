@@ -10,7 +10,7 @@ MATHJAX   := _build/vendor/mathjax/es5/tex-svg.js
 DATA_ARG  := $(if $(ECGREPRO_DATA),--data $(ECGREPRO_DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv vendor book data html check-book test smoke pdf tex lint clean bench repro-check
+.PHONY: help venv vendor book data html check-book test smoke pdf tex lint clean bench repro-check compare-tables
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -105,6 +105,18 @@ repro-check: venv ## Table 2 twice from scratch (retrained): its CSVs must be id
 	  if cmp -s $$a _build/repro-b/tables/$$f; then echo "repro-check: $$f identical"; \
 	  else echo "repro-check: $$f DIFFERS"; status=1; fi; \
 	done; exit $$status
+
+# Every CSV of one build's tables/ against another's, byte for byte (a refactor must change none;
+# page_times.csv and run_report.csv hold times, paths and the commit, so they are left out).
+compare-tables: ## every CSV of two builds' tables/ byte for byte (A=old/tables B=new/tables)
+	@test -d "$(A)" -a -d "$(B)" || { echo "usage: make compare-tables A=old/_build/tables B=new/_build/tables"; exit 2; }
+	@status=0; n=0; for a in $(A)/*.csv; do \
+	  f=$$(basename $$a); case $$f in page_times.csv|run_report.csv) continue;; esac; n=$$((n+1)); \
+	  if [ ! -f $(B)/$$f ]; then echo "compare-tables: $$f MISSING in $(B)"; status=1; \
+	  elif cmp -s $$a $(B)/$$f; then echo "compare-tables: $$f identical"; \
+	  else echo "compare-tables: $$f DIFFERS"; status=1; fi; \
+	done; for b in $(B)/*.csv; do [ -f $(A)/$$(basename $$b) ] || { echo "compare-tables: $$(basename $$b) only in $(B)"; status=1; }; done; \
+	echo "compare-tables: $$n CSVs compared"; exit $$status
 
 clean: ## remove the build (keeps .venv)
 	rm -rf _build
