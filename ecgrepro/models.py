@@ -2,7 +2,7 @@
 
 Architecture and state-dict names exactly as the published code (METHODS.md,
 "Model"), so a checkpoint of that code loads unchanged with
-``model.load_state_dict(torch.load(path))``.
+``model.load_state_dict(torch.load(path, weights_only=True))``.
 """
 
 from __future__ import annotations

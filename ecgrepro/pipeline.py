@@ -36,7 +36,7 @@ import torch
 
 from ecgrepro.config import REPO_ROOT, find_data_root
 from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
-from ecgrepro.data.signals import file_sha256, lock_for, move_aside
+from ecgrepro.data.signals import file_sha256, lock_for, move_aside, publish
 from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import LeadLSTM, ResNet1d, resnet34
 from ecgrepro.report import write_run_facts
@@ -315,7 +315,8 @@ class TrainedModel:
                 problem = f"holds shape {stored.shape}, not ({len(samples)}, n_classes)"
             except (OSError, ValueError, EOFError) as exc:
                 problem = f"cannot be read ({type(exc).__name__}: {exc})"
-            move_aside(path, problem)
+            with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                move_aside(path, problem)
         s = predict_scores(
             self.model, samples, device=device, amp=self.spec.amp, compile=self.spec.compile
         )
@@ -323,7 +324,7 @@ class TrainedModel:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, s)
-            os.replace(tmp, path)
+            publish(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -479,8 +480,11 @@ def _train_and_store(spec, model, key, folder, datasets, device, parent, log, di
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         tmp.chmod(0o755)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        # one process already holds the artifact's lock (get_model); rank 0 of several takes it
+        # here, around the swap only, so no page reads a half-replaced folder meanwhile
+        with lock_for(folder) if dist.world_size > 1 else contextlib.nullcontext():
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -490,6 +494,8 @@ def _train_and_store(spec, model, key, folder, datasets, device, parent, log, di
 
 #: The files of a model artifact whose size and SHA-256 ``meta.json`` records.
 ARTIFACT_FILES = ("model.pt", "log.csv")
+#: Fields of an artifact's ``meta.json`` that its readers use.
+ARTIFACT_META = ("spec", "key", "best_epoch", "created", "files")
 
 
 class ArtifactError(ValueError):
@@ -512,24 +518,36 @@ def check_artifact(folder: Path) -> dict:
     Raises
     ------
     ArtifactError
-        ``meta.json`` missing or unreadable; a file of :data:`ARTIFACT_FILES`
-        missing, or of another size or SHA-256 than ``meta.json`` records.
+        ``meta.json`` missing, unreadable, without a field of
+        :data:`ARTIFACT_META`, or naming another key than the folder's; a file
+        of :data:`ARTIFACT_FILES` missing, unreadable, or of another size or
+        SHA-256 than ``meta.json`` records.
     """
     try:
         meta = json.loads((folder / "meta.json").read_text())
         files = meta["files"]
+        missing = [k for k in ARTIFACT_META if k not in meta]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"meta.json cannot be read ({type(exc).__name__}: {exc})") from exc
+    if missing:
+        raise ArtifactError(f"meta.json lacks {', '.join(missing)}")
+    if not folder.name.endswith(f"-{meta['key']}"):
+        raise ArtifactError(f"meta.json names key {meta['key']!r}; the folder is {folder.name}")
     for name in ARTIFACT_FILES:
         path = folder / name
         want = files.get(name) if isinstance(files, dict) else None
         if not path.is_file() or not isinstance(want, dict):
             raise ArtifactError(f"{name} is missing, or not listed in meta.json")
-        size = path.stat().st_size
-        if size != want.get("bytes"):
-            raise ArtifactError(f"{name} holds {size:,} bytes; meta.json says {want.get('bytes')}")
-        if file_sha256(path) != want.get("sha256"):
-            raise ArtifactError(f"{name}'s SHA-256 differs from the one meta.json records")
+        try:
+            size = path.stat().st_size
+            if size != want.get("bytes"):
+                raise ArtifactError(
+                    f"{name} holds {size:,} bytes; meta.json says {want.get('bytes')}"
+                )
+            if file_sha256(path) != want.get("sha256"):
+                raise ArtifactError(f"{name}'s SHA-256 differs from the one meta.json records")
+        except OSError as exc:  # moved or removed while being checked
+            raise ArtifactError(f"{name} cannot be read ({type(exc).__name__}: {exc})") from exc
     return meta
 
 

@@ -452,3 +452,45 @@ def test_a_truncated_explanation_is_computed_anew(tmp_path):
     np.testing.assert_array_equal(again["map"], first["map"])
     assert len(calls) == 2
     assert cached(tmp_path, "cam", {"k": 1}, compute)["map"].shape == (1000,) and len(calls) == 2
+
+
+def test_an_interrupted_cache_build_is_rebuilt_quietly(mini_root, tmp_path, recwarn):
+    cache = tmp_path / "cache"
+    a = load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
+    (folder,) = cache_folders(cache)
+    (folder / "records.json").unlink()  # as a build killed before its last rename leaves it
+    (folder / ".signals.f32.x.tmp").write_bytes(b"half")
+    b = load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
+    np.testing.assert_array_equal(b.signals, a.signals)
+    assert not [w for w in recwarn if issubclass(w.category, CorruptCacheWarning)]
+    assert [p.name for p in cache_folders(cache)] == [folder.name]  # nothing moved aside
+    assert sorted(p.name for p in folder.iterdir()) == ["records.json", "signals.f32"]
+
+
+def test_a_copied_cache_is_verified_once_and_readable_by_others(mini_root, tmp_path):
+    cache = tmp_path / "cache"
+    load_ptbxl(mini_root, 100, 1000, cache_dir=cache)
+    (folder,) = cache_folders(cache)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("signals.f32", "records.json"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    copy = tmp_path / "copy"
+    shutil.copytree(cache, copy)  # new inodes and ctimes: the stamps differ
+    stamp = json.loads((copy / folder.name / "records.json").read_text())["stamp"]
+    load_ptbxl(mini_root, 100, 1000, cache_dir=copy)  # hashed once, found intact
+    meta = json.loads((copy / folder.name / "records.json").read_text())
+    assert meta["stamp"] != stamp  # the new stamp remembered: the next load does not hash
+    assert meta["stamp"][3] == (copy / folder.name / "signals.f32").stat().st_ino
+
+
+def test_an_artifact_whose_metadata_lacks_a_field_or_names_another_key(trained, tmp_path):
+    m, _ = trained
+    folder = copy_artifact(m, tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "created"}))
+    with pytest.raises(ArtifactError, match=r"meta.json lacks created"):
+        _load_artifact(m.spec, fresh_model(m), m.key, folder, "cpu", None)
+    (folder / "meta.json").write_text(json.dumps({**meta, "key": "0" * 16}))
+    with pytest.raises(ArtifactError, match=r"meta.json names key '0{16}'; the folder is orig"):
+        _load_artifact(m.spec, fresh_model(m), m.key, folder, "cpu", None)

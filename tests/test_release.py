@@ -75,7 +75,7 @@ def test_a_manifest_entry_outside_the_release_is_refused(trained, build, tmp_pat
 
 def test_export_leaves_out_a_model_that_fails_its_check(trained, build, tmp_path):
     m, _ = trained
-    bad = build / "artifacts" / f"ours1-{'0' * 16}"
+    bad = build / "artifacts" / f"ours1-{m.key}"  # another name, the same key
     shutil.copytree(build / "artifacts" / m.folder.name, bad)
     (bad / "model.pt").write_bytes(b"not a model")
     report = export_models(build, tmp_path / "release", log=None)

@@ -78,7 +78,7 @@ def read_label_csv(path, what: str, **kwargs) -> pd.DataFrame:
 class CorruptCacheWarning(UserWarning):
     """A cached file (signals, a trained model, an explanation) failed its check on read.
 
-    The folder or file is moved aside (renamed ``<name>.corrupt-<time>``), the
+    The folder or file is moved aside (renamed ``<name>.corrupt-<time>-<pid>``), the
     message says what was wrong, and the result is rebuilt.
     """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -210,10 +211,10 @@ class SourceDigests:
     """SHA-256 of record files, remembered against each file's stamp (:func:`_stamp`).
 
     The memory is ``<cache_dir>/source-digests.json`` (absolute path -> stamp
-    and digest), so a rebuild reads no record twice; a file whose size,
+    and digest), so a rebuild hashes no record again; a file whose size,
     modification time, change time or inode differs is hashed again. Updates
     are merged into the file under a lock, so concurrent loads keep each
-    other's entries.
+    other's entries; entries of files that no longer exist are dropped then.
 
     Parameters
     ----------
@@ -252,6 +253,7 @@ class SourceDigests:
         with lock_for(self.path):
             memo = self._read()
             memo.update(self.new)
+            memo = {p: e for p, e in memo.items() if os.path.exists(p)}  # files gone: forgotten
             _write_atomic(self.path, json.dumps(memo).encode())
         self.new = {}
 
@@ -277,13 +279,33 @@ def lock_for(path: Path) -> FileLock:
     return FileLock(str(locks / f"{Path(path).name}.lock"))
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Give a temporary file the permissions of a normal new file, then rename it into place.
+
+    :func:`tempfile.mkstemp` creates files readable by their owner only; a cache or
+    artifact shared by the users of one machine must be readable as ``open()`` makes
+    files (``0o666`` less the umask).
+
+    Parameters
+    ----------
+    tmp : str or pathlib.Path
+        The written temporary file, in the folder of ``path``.
+    path : pathlib.Path
+        Its final name (replaced atomically, :func:`os.replace`).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a unique temporary file beside ``path``, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -363,11 +385,12 @@ def check_cache(
     -----
     Checked on every read: ``records.json`` parses and its own digest matches
     (an edited file is caught), its key is ``key``, its records and skipped
-    records are exactly ``sources`` in order, ``signals.f32`` has the size of
+    records are the records of ``sources``, ``signals.f32`` has the size of
     ``(n_records, 12, n_samples)`` float32. The SHA-256 of ``signals.f32`` is
     compared only when the file's stamp (size, mtime, ctime, inode) differs
     from the one recorded when it was written, so an untouched cache is not
-    re-read in full.
+    re-read in full; when it matches, the new stamp is recorded (call under
+    the cache's lock).
     """
     meta_file, data = folder / "records.json", folder / "signals.f32"
     if not meta_file.is_file():
@@ -395,8 +418,12 @@ def check_cache(
                 f"signals.f32 holds {st.st_size:,} bytes; {len(meta['records']):,} records x 12 "
                 f"leads x {n_samples:,} float32 samples are {expected:,} (truncated or overwritten)"
             )
-        if _stamp(st) != meta["stamp"] and file_sha256(data) != meta["sha256"]:
-            return None, "signals.f32 differs from what was written (its SHA-256 does not match)"
+        if _stamp(st) != meta["stamp"]:
+            if file_sha256(data) != meta["sha256"]:
+                return None, "signals.f32 differs from what was written (its SHA-256 differs)"
+            meta["stamp"] = _stamp(data.stat())  # copied or restored, but intact: remember it
+            meta["digest"] = _meta_digest(meta)
+            _write_atomic(meta_file, json.dumps(meta).encode())
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"records.json cannot be read ({type(exc).__name__}: {exc})"
     return meta, ""
@@ -438,6 +465,7 @@ def _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     ok, n_valid, skipped, skipped_sources = [], [], SkipReport(dataset), []
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".signals.f32.", suffix=".tmp")
+    sha = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as fh:
             for record, path in tqdm(sources, desc=f"decode {dataset}", disable=None):
@@ -449,11 +477,13 @@ def _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples) -> None:
                     skipped.add(err)
                     skipped_sources.append(record)
                     continue
-                fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+                block = np.ascontiguousarray(x, dtype="<f4").tobytes()
+                fh.write(block)
+                sha.update(block)
                 ok.append(record)
                 n_valid.append(min(int(resampled.shape[0]), int(n_samples)))
         data = folder / "signals.f32"
-        os.replace(tmp, data)
+        publish(tmp, data)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -466,7 +496,7 @@ def _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples) -> None:
         "skipped_sources": skipped_sources,
         "shape": [len(ok), 12, int(n_samples)],
         "dtype": "<f4",
-        "sha256": file_sha256(data),
+        "sha256": sha.hexdigest(),
         "stamp": _stamp(data.stat()),
     }
     meta["digest"] = _meta_digest(meta)
@@ -523,13 +553,15 @@ def cached_signals(
     -----
     CorruptCacheWarning
         When a stored cache fails :func:`check_cache` (truncated or edited
-        files); it is moved aside (:func:`move_aside`) and rebuilt.
+        files); it is moved aside (:func:`move_aside`, without its
+        ``signals.f32``) and rebuilt. A folder without ``records.json`` (a
+        build that was interrupted) is removed and rebuilt without a warning.
 
     Notes
     -----
     The key hashes the records' contents (:class:`SourceDigests` remembers
     each file's SHA-256 against its size, mtime, ctime and inode, so a rebuild
-    reads no record twice), so a record replaced in place is decoded again
+    does not hash a record again), so a record replaced in place is decoded again
     whatever its size and dates. The cache is filled under an inter-process
     lock (:func:`lock_for`), written to unique
     temporary names and renamed into place, ``records.json`` last: two
@@ -543,16 +575,21 @@ def cached_signals(
     with lock_for(folder):
         meta, problem = check_cache(folder, key, sources, n_samples)
         if meta is None:
-            if folder.exists():
-                move_aside(folder, problem, log)
+            if problem == "missing" and folder.exists():
+                shutil.rmtree(folder)  # an interrupted build: under the lock nobody uses it
+            elif folder.exists():
+                aside = move_aside(folder, problem, log)
+                (aside / "signals.f32").unlink(missing_ok=True)  # keep the evidence, not 15 GB
             _build_cache(folder, key, dataset, sources, read, fs_hz, n_samples)
             meta, problem = check_cache(folder, key, sources, n_samples)
             if meta is None:
                 raise RuntimeError(f"{folder}: the cache just written fails its check: {problem}")
-    skipped = SkipReport(dataset, [tuple(s) for s in meta["skipped"]])
-    n_valid = np.asarray(meta["n_valid"], dtype=np.int64)
-    n = len(meta["records"])
-    if n == 0:
-        return CachedSignals(np.zeros((0, 12, n_samples), np.float32), [], skipped, key, n_valid)
-    signals = np.memmap(folder / "signals.f32", dtype="<f4", mode="r", shape=(n, 12, n_samples))
+        skipped = SkipReport(dataset, [tuple(s) for s in meta["skipped"]])
+        n_valid = np.asarray(meta["n_valid"], dtype=np.int64)
+        n = len(meta["records"])
+        if n == 0:
+            empty = np.zeros((0, 12, n_samples), np.float32)
+            return CachedSignals(empty, [], skipped, key, n_valid)
+        shape = (n, 12, n_samples)
+        signals = np.memmap(folder / "signals.f32", dtype="<f4", mode="r", shape=shape)
     return CachedSignals(signals, list(meta["records"]), skipped, key, n_valid)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrepro.data.signals import lock_for, move_aside
+from ecgrepro.data.signals import lock_for, move_aside, publish
 
 #: Bump when a change to the explanation code changes a stored result.
 #: 2: padding ignored, |phi| normalisation of the variants, the 8-lead game.
@@ -140,7 +140,7 @@ def _compute_and_store(folder, name, key, path, key_payload, compute, log):
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays, **{_PAYLOAD: np.array(payload)})
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
