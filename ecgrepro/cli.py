@@ -718,15 +718,16 @@ def run_command(args: argparse.Namespace) -> int:
     """
     if args.command == "train":
         return train_command(args)
+    if args.command != "download":
+        build_dir = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
     if args.command in ("export", "import"):
         from ecgrepro.release import ReleaseError, export_models, import_models
 
-        build = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
         try:
             if args.command == "export":
-                export_models(build, Path(args.release))
+                export_models(build_dir, Path(args.release))
             else:
-                import_models(Path(args.release), build)
+                import_models(Path(args.release), build_dir)
         except ReleaseError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -752,7 +753,6 @@ def run_command(args: argparse.Namespace) -> int:
         return 1 if failed else 0
 
     t0 = time.perf_counter()
-    build_dir = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
     if args.command == "pdf":
         src = stage_book(build_dir, mathjax=False)
         pdf_path = build_pdf(src, build_dir)
