@@ -173,4 +173,9 @@ def trained(tmp_path_factory, sample_cpsc, sample_ptbxl):
     artifacts = tmp_path_factory.mktemp("artifacts")
     spec = paper_specs(epochs=1)["original"]
     datasets = {"cpsc": sample_cpsc, "ptbxl": sample_ptbxl}
-    return get_model(spec, datasets, artifacts, "cpu", log=None), datasets
+    model = get_model(spec, datasets, artifacts, "cpu", log=None)
+    before = {p.name: p.stat().st_size for p in model.folder.iterdir()}
+    yield model, datasets
+    after = {p.name: p.stat().st_size for p in model.folder.iterdir()}
+    # a test that wrote into the shared artifact would make others depend on the test order
+    assert after == before, f"a test changed the shared artifact {model.folder}: {before} -> {after}"

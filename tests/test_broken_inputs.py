@@ -426,8 +426,11 @@ def test_a_corrupt_artifact_is_moved_aside_and_retrained(trained, tmp_path):
         torch.testing.assert_close(again.model.state_dict()[k], v, rtol=0, atol=0)
 
 
-def test_truncated_scores_are_scored_anew(trained):
-    m, datasets = trained
+def test_truncated_scores_are_scored_anew(trained, tmp_path):
+    shared, datasets = trained
+    folder = copy_artifact(shared, tmp_path)  # the session's artifact stays as it was
+    m = get_model(shared.spec, datasets, folder.parent, "cpu", log=None)
+    assert m.reused and m.folder == folder
     samples = Samples.from_dataset(datasets["cpsc"], "val", augment=False)
     first = m.scores("cpsc-val-test", samples, "k")
     path = m.folder / "scores-cpsc-val-test-k.npy"

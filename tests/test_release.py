@@ -19,10 +19,16 @@ from ecgrepro.train import Samples
 @pytest.fixture()
 def build(trained, tmp_path) -> Path:
     """A build folder holding the session's trained model, with its validation scores."""
-    m, datasets = trained
-    m.scores("cpsc-val", Samples.from_dataset(datasets["cpsc"], "val", augment=False), "k0")
+    shared, datasets = trained
     build = tmp_path / "build"
-    shutil.copytree(m.folder, build / "artifacts" / m.folder.name)
+    folder = build / "artifacts" / shared.folder.name
+    # only the model's own files: other tests may have stored scores beside the shared artifact
+    folder.mkdir(parents=True)
+    for name in ("model.pt", "log.csv", "meta.json"):
+        shutil.copy2(shared.folder / name, folder / name)
+    m = get_model(shared.spec, datasets, folder.parent, "cpu", log=None)
+    assert m.reused and m.folder == folder
+    m.scores("cpsc-val", Samples.from_dataset(datasets["cpsc"], "val", augment=False), "k0")
     return build
 
 
