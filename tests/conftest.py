@@ -178,4 +178,4 @@ def trained(tmp_path_factory, sample_cpsc, sample_ptbxl):
     yield model, datasets
     after = {p.name: p.stat().st_size for p in model.folder.iterdir()}
     # a test that wrote into the shared artifact would make others depend on the test order
-    assert after == before, f"a test changed the shared artifact {model.folder}: {before} -> {after}"
+    assert after == before, f"a test changed the shared artifact {model.folder}: {before}, {after}"
