@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ecgrepro.catalogue import SETUP_PARAMETERS
 from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_profiles
 from ecgrepro.parameters import PARAMETERS, ParameterError, check_profile, validate
 from ecgrepro.report import (
@@ -517,25 +518,8 @@ def build_pdf(src: Path, build_dir: Path) -> Path:
     return target
 
 
-#: The page whose parameters ``ecgrepro train`` uses: it trains the Original, Ours_1 and Ours_2.
-TRAIN_PAGE = "table3_retraining"
-
 #: Parameters of :func:`ecgrepro.pipeline.setup` that ``ecgrepro train`` takes from the profile.
-TRAIN_PARAMETERS = (
-    "fs_hz",
-    "window_s",
-    "seed",
-    "device",
-    "label_mapping",
-    "epochs",
-    "epochs_ours",
-    "batch_size",
-    "lr",
-    "augment_cpsc_in_ours2",
-    "retrain",
-    "amp",
-    "compile",
-)
+TRAIN_PARAMETERS = SETUP_PARAMETERS
 
 
 def add_run_arguments(
@@ -570,7 +554,10 @@ def add_train_parser(sub) -> None:
         "gloo on CPUs); rank 0 validates and writes the artifact once.",
     )
     train.add_argument(
-        "--model", required=True, help="original, ours1, ours2 or ptbxl_only (paper_specs)"
+        "--model",
+        required=True,
+        help="a model of ecgrepro.catalogue.MODELS: original, ours1, ours2, ptbxl_only, lstm, "
+        "resnet34_super, shuffled_labels, planted (with the parameters of the page that uses it)",
     )
     train.add_argument(
         "--seed-index", type=int, default=0, help="replicate K: trained with seed + K (default 0)"
@@ -592,7 +579,8 @@ def add_train_parser(sub) -> None:
 def train_command(args) -> int:
     """``ecgrepro train``: one model, as :meth:`ecgrepro.pipeline.Pipeline.model` would train it.
 
-    The parameters are the profile's for :data:`TRAIN_PAGE` plus the ``-p``
+    The parameters are the profile's for the page that uses the model
+    (:attr:`ecgrepro.catalogue.ModelEntry.page`) plus the ``-p``
     overrides, so the artifact has the key a ``make book`` with the same
     profile and overrides looks up, and is reused there. Under ``torchrun``
     (``WORLD_SIZE`` set) the process group is joined first
@@ -617,22 +605,27 @@ def train_command(args) -> int:
     """
     import torch.distributed
 
-    from ecgrepro.pipeline import paper_specs, setup
+    from ecgrepro.catalogue import MODELS
+    from ecgrepro.pipeline import setup
+    from ecgrepro.plan import model_parameters
     from ecgrepro.train import init_distributed
 
-    if args.model not in paper_specs():
-        print(f"error: unknown model {args.model!r}; known: {list(paper_specs())}", file=sys.stderr)
+    if args.model not in MODELS:
+        print(f"error: unknown model {args.model!r}; known: {list(MODELS)}", file=sys.stderr)
         return 2
+    own = model_parameters(args.model)
     overrides = {k: parse_parameter(k, v) for k, v in args.parameter}
-    unknown = sorted(set(overrides) - set(TRAIN_PARAMETERS))
+    unknown = sorted(set(overrides) - set(TRAIN_PARAMETERS) - set(own))
     if unknown:
-        print(f"error: unknown parameter(s) {unknown}; known: {TRAIN_PARAMETERS}", file=sys.stderr)
+        known = TRAIN_PARAMETERS + own
+        print(f"error: unknown parameter(s) {unknown}; known: {known}", file=sys.stderr)
         return 2
     profiles = load_profiles()
     check_profile(args.profile, profiles)
-    params = {k: v for k, v in profiles[args.profile][TRAIN_PAGE].items() if k in TRAIN_PARAMETERS}
-    params.update(overrides)
-    params = validate(params)
+    page = MODELS[args.model].page  # the page whose parameters define the model
+    page_params = {**profiles[args.profile][page], **overrides}
+    params = validate({k: v for k, v in page_params.items() if k in TRAIN_PARAMETERS})
+    extra = validate({k: page_params[k] for k in own}, page=page, check_device=False)
     data_root = find_data_root(args.data)
     dist, device = init_distributed(params.pop("device"))
     log = print if dist.is_main else None
@@ -641,7 +634,7 @@ def train_command(args) -> int:
         pipe = None
         for turn in ("main", "others"):  # rank 0 fills the signal cache, then the others read it
             if (turn == "main") == dist.is_main:
-                pipe = setup(str(data_root), build, device=str(device), **params)
+                pipe = setup(str(data_root), build, device=str(device), extra=extra, **params)
             dist.barrier()
         pipe.dist, pipe.sync_bn = dist, args.sync_bn
         if log:
@@ -660,6 +653,48 @@ def train_command(args) -> int:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return 0
+
+
+def plan_command(args) -> int:
+    """``ecgrepro plan``: print :func:`ecgrepro.plan.training_plan` for a profile.
+
+    One line per artifact (model, replicate, training data, epochs, records seen in
+    training, key, stored or not), then the totals. Returns 0.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        For an unknown profile or a bad ``-p`` value.
+    ecgrepro.config.DataNotFoundError
+        If no data root is found.
+    """
+    from ecgrepro.plan import training_plan
+
+    check_pages(args.only)
+    overrides = {k: parse_parameter(k, v) for k, v in args.parameter}
+    data_root = find_data_root(args.data)
+    build = str(Path(args.build_dir).resolve()) if args.build_dir else ""
+    table = training_plan(args.profile, str(data_root), build, overrides, args.only, log=print)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    with pd_display():
+        print(table.drop(columns=["key"]).to_string(index=False))
+    stored = table.stored.astype(bool) if len(table) else []
+    seen = int(table.records_seen.sum()) if len(table) else 0
+    to_train = int(table.records_seen[~stored].sum()) if len(table) else 0
+    print(
+        f"profile {args.profile}: {len(table)} artifacts, {int(sum(stored))} stored, "
+        f"{len(table) - int(sum(stored))} to train; {seen:,} records seen in training in all "
+        f"({to_train:,} still to train)"
+    )
+    return 0
+
+
+def pd_display():
+    """Pandas options for printing a wide table whole."""
+    import pandas as pd
+
+    return pd.option_context("display.width", 250, "display.max_colwidth", 80)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -686,6 +721,17 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("--dataset", nargs="*", default=["ptbxl", "cpsc"], choices=["ptbxl", "cpsc"])
     dl.add_argument("--base-url", default=None, help="mirror replacing the PhysioNet release root")
     add_train_parser(sub)
+    plan = sub.add_parser(
+        "plan",
+        help="list every model artifact a profile's book trains, its key and whether it is stored",
+    )
+    add_run_arguments(
+        plan,
+        parameter_help="override one parameter for every page, e.g. -p n_seeds 2",
+        build_dir_help="build folder whose artifacts are looked up (default: <repo>/_build)",
+    )
+    plan.add_argument("--only", nargs="*", help="only these pages (notebook stems)")
+    plan.add_argument("--csv", default=None, help="also write the table to this CSV file")
     for name, text, folder in (
         ("export", "write every stored model as a release (safetensors + SHA-256 manifest)", "DIR"),
         ("import", "verify a release and install its models so the book trains none", "DIR"),
@@ -718,6 +764,8 @@ def run_command(args: argparse.Namespace) -> int:
     """
     if args.command == "train":
         return train_command(args)
+    if args.command == "plan":
+        return plan_command(args)
     if args.command != "download":
         build_dir = Path(args.build_dir).resolve() if args.build_dir else REPO_ROOT / "_build"
     if args.command in ("export", "import"):

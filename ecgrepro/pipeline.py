@@ -34,6 +34,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ecgrepro.catalogue import (  # re-exported: pages and tests import them from here
+    DERIVED,
+    Derived,
+    TrainingSpec,
+    lstm_spec,  # noqa: F401 (re-exported)
+    model_entry,
+    paper_specs,
+    replicate,
+    superclass_spec,  # noqa: F401 (re-exported)
+)
 from ecgrepro.config import REPO_ROOT, find_data_root
 from ecgrepro.data import ECGDataset, load_cpsc, load_ptbxl
 from ecgrepro.data.signals import file_sha256, lock_for, move_aside, publish
@@ -54,46 +64,6 @@ from ecgrepro.train import (
 TRAIN_CODE_VERSION = 2  # 2: augmentation offsets leave the zero-padding at 0
 
 
-@dataclass(frozen=True)
-class TrainingSpec:
-    """What one model is trained on and how.
-
-    Attributes
-    ----------
-    name : str
-        ``original``, ``ours1``, ``ours2`` or ``ptbxl_only``.
-    train_on : tuple of str
-        Datasets whose train folds it trains on (and whose validation folds
-        select the checkpoint).
-    init_from : str or None
-        Name of the model whose weights it starts from.
-    augment : tuple of str
-        Datasets whose training records are augmented.
-    epochs, batch_size, lr, seed
-        As :func:`ecgrepro.train.train_model`.
-    arch : str
-        ``resnet34`` (the paper's model) or ``lstm_<lead>`` (Companion B's
-        :class:`ecgrepro.models.LeadLSTM` on one lead, e.g. ``lstm_II``).
-    amp : {"off", "bf16"}
-        Mixed precision of training and scoring (:func:`ecgrepro.train.autocast`);
-        ``off`` is the published code's float32.
-    compile : bool
-        Train and score :func:`torch.compile` d copies of the model.
-    """
-
-    name: str
-    train_on: tuple[str, ...]
-    init_from: str | None = None
-    augment: tuple[str, ...] = ("cpsc", "ptbxl")
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-4
-    seed: int = 0
-    arch: str = "resnet34"
-    amp: str = "off"
-    compile: bool = False
-
-
 def build_model(arch: str, fs_hz: float, n_samples: int, num_classes: int) -> torch.nn.Module:
     """A fresh model of one architecture (see :attr:`TrainingSpec.arch`).
 
@@ -108,92 +78,6 @@ def build_model(arch: str, fs_hz: float, n_samples: int, num_classes: int) -> to
         lead = arch.removeprefix("lstm_")
         return LeadLSTM(fs_hz, lead, num_classes=num_classes, n_samples=n_samples)
     raise ValueError(f"unknown architecture {arch!r}: resnet34 or lstm_<lead>")
-
-
-def paper_specs(
-    epochs: int = 30,
-    epochs_ours: int = 30,
-    batch_size: int = 32,
-    lr: float = 1e-4,
-    seed: int = 0,
-    augment_cpsc_in_ours2: bool = False,
-    amp: str = "off",
-    compile: bool = False,
-) -> dict[str, TrainingSpec]:
-    """The paper's three models plus the PTB-XL-only model, in training order.
-
-    Parameters
-    ----------
-    epochs : int
-        Epochs of the Original (30 in the paper).
-    epochs_ours : int
-        Epochs of Ours_1, Ours_2 and the PTB-XL-only model (30 in the paper).
-    batch_size, lr, seed
-        Shared by all.
-    augment_cpsc_in_ours2 : bool
-        False (faithful): Ours_2 augments only its PTB-XL records.
-    amp, compile
-        As :class:`TrainingSpec`, shared by all.
-
-    Returns
-    -------
-    dict of str -> TrainingSpec
-    """
-    common = {"batch_size": batch_size, "lr": lr, "seed": seed, "amp": amp, "compile": compile}
-    both = ("cpsc", "ptbxl")
-    return {
-        "original": TrainingSpec("original", ("cpsc",), epochs=epochs, **common),
-        "ours1": TrainingSpec(
-            "ours1", ("ptbxl",), init_from="original", epochs=epochs_ours, **common
-        ),
-        "ours2": TrainingSpec(
-            "ours2",
-            both,
-            augment=both if augment_cpsc_in_ours2 else ("ptbxl",),
-            epochs=epochs_ours,
-            **common,
-        ),
-        "ptbxl_only": TrainingSpec("ptbxl_only", ("ptbxl",), epochs=epochs_ours, **common),
-    }
-
-
-def lstm_spec(
-    lead: str = "II", epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, seed: int = 0
-) -> TrainingSpec:
-    """Companion B's kind of model: an LSTM over one lead, trained on the same data as Ours_2.
-
-    It trains on the CPSC 2018 and PTB-XL train folds, augmenting the PTB-XL
-    records as Ours_2 does, with its own epochs and learning rate (an LSTM
-    learns slowly at the ResNet's 1e-4). Its name is ``lstm_<lead>``; add it
-    to :attr:`Pipeline.specs` and ask :meth:`Pipeline.model` for it.
-
-    Returns
-    -------
-    TrainingSpec
-    """
-    name = f"lstm_{lead}"
-    return TrainingSpec(
-        name, ("cpsc", "ptbxl"), None, ("ptbxl",), epochs, batch_size, lr, seed, arch=name
-    )
-
-
-def superclass_spec(
-    epochs: int = 30, batch_size: int = 32, lr: float = 1e-4, seed: int = 0
-) -> TrainingSpec:
-    """Our ResNet-34 on PTB-XL's 5 diagnostic superclasses (Companion C's label set).
-
-    Trained like the PTB-XL-only model (folds 1-8, checkpoint on fold 9,
-    augmented) on :meth:`Pipeline.superclass_dataset`; its name is
-    ``resnet34_super``. Add it to :attr:`Pipeline.specs` and ask
-    :meth:`Pipeline.model` for it.
-
-    Returns
-    -------
-    TrainingSpec
-    """
-    return TrainingSpec(
-        "resnet34_super", ("ptbxl_super",), None, ("ptbxl_super",), epochs, batch_size, lr, seed
-    )
 
 
 def artifact_key(
@@ -470,26 +354,67 @@ def _train_and_store(spec, model, key, folder, datasets, device, parent, log, di
         "sync_bn": sync,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    # one process already holds the artifact's lock (get_model); rank 0 of several takes it
+    # around the swap only, so no page reads a half-replaced folder meanwhile
+    swap_lock = lock_for(folder) if dist.world_size > 1 else contextlib.nullcontext()
+    store_artifact(folder, result.state_dict, result.log, meta, swap_lock=swap_lock)
+    dist.barrier()
+    return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
+
+
+def store_artifact(
+    folder: Path,
+    state: dict,
+    log_csv: pd.DataFrame | Path,
+    meta: dict,
+    extra_files: tuple[Path, ...] = (),
+    swap_lock=None,
+) -> None:
+    """Write a model artifact into a temporary folder beside ``folder``, then rename it there.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        ``<build>/artifacts/<name>-<key>``; an existing one is replaced.
+    state : dict of str -> torch.Tensor
+        The weights, saved as ``model.pt``.
+    log_csv : pandas.DataFrame or pathlib.Path
+        The per-epoch log, written (a frame) or copied (a file) as ``log.csv``.
+    meta : dict
+        Written as ``meta.json`` with ``files`` added: the size and SHA-256 of
+        each of :data:`ARTIFACT_FILES` (``meta`` is updated in place).
+    extra_files : tuple of pathlib.Path
+        Copied in beside them (an imported model's stored scores).
+    swap_lock : context manager, optional
+        Held around the removal of the old folder and the rename only. The
+        caller holds the artifact's lock otherwise (:func:`get_model`).
+
+    Notes
+    -----
+    The folder gets normal permissions (``mkdtemp`` makes it owner-only); after
+    an error, nothing is left but what was there before.
+    """
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        torch.save(result.state_dict, tmp / "model.pt")
-        result.log.to_csv(tmp / "log.csv", index=False)
+        torch.save(state, tmp / "model.pt")
+        if isinstance(log_csv, pd.DataFrame):
+            log_csv.to_csv(tmp / "log.csv", index=False)
+        else:
+            shutil.copy2(log_csv, tmp / "log.csv")
+        for path in extra_files:
+            shutil.copy2(path, tmp / Path(path).name)
         meta["files"] = {
             name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
             for name in ARTIFACT_FILES
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         tmp.chmod(0o755)
-        # one process already holds the artifact's lock (get_model); rank 0 of several takes it
-        # here, around the swap only, so no page reads a half-replaced folder meanwhile
-        with lock_for(folder) if dist.world_size > 1 else contextlib.nullcontext():
+        with swap_lock or contextlib.nullcontext():
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    dist.barrier()
-    return TrainedModel(spec, model.eval(), key, folder, result.log, result.best_epoch, False, meta)
 
 
 #: The files of a model artifact whose size and SHA-256 ``meta.json`` records.
@@ -601,16 +526,6 @@ def _load_artifact(
     )
 
 
-def replicate(spec: TrainingSpec, k: int) -> TrainingSpec:
-    """The same training with seed ``spec.seed + k``: replicate ``k`` of a model (0: itself).
-
-    Only the training seed changes (initial weights, shuffling, augmentation);
-    the data and its splits stay as they are, so replicates measure training
-    variance alone.
-    """
-    return replace(spec, seed=spec.seed + k)
-
-
 def split_scores(
     m: TrainedModel, datasets: dict[str, ECGDataset], name: str, split: str, device="cpu"
 ) -> tuple[Samples, np.ndarray]:
@@ -660,10 +575,13 @@ def validation_thresholds(
 class Pipeline:
     """What every results page sets up: data, build folders, device and models.
 
-    Made by :func:`setup`. Models are trained (or loaded from their
-    artifacts) on first use and kept; replicate ``k`` of a model is trained
-    with seed ``seed + k`` (:func:`replicate`), and Ours_1's replicate ``k``
-    continues from the Original's replicate ``k``.
+    Made by :func:`setup`. Models are named in :data:`ecgrepro.catalogue.MODELS`
+    and made from the page's parameters (:attr:`params`); they are trained (or
+    loaded from their artifacts) on first use and kept. Replicate ``k`` of a
+    model is trained with seed ``seed + k`` (:func:`replicate`), and Ours_1's
+    replicate ``k`` continues from the Original's replicate ``k``. A dataset
+    a model trains on that is not one of the two (:data:`ecgrepro.catalogue.DERIVED`)
+    is built on first use and added to :attr:`datasets`.
 
     Attributes
     ----------
@@ -679,15 +597,19 @@ class Pipeline:
     n_samples : int
         ``round(fs_hz * window_s)``.
     datasets : dict of str -> ECGDataset
-        ``cpsc`` and ``ptbxl``.
+        ``cpsc`` and ``ptbxl``, then any derived dataset a model asked for.
     specs : dict of str -> TrainingSpec
-        :func:`paper_specs` for the page's parameters (replicate 0).
+        :func:`paper_specs` for the page's parameters (replicate 0); read only
+        (the catalogue makes every spec from :attr:`params`).
     retrain : bool
     dist : ecgrepro.train.DistContext, optional
         Set by ``ecgrepro train`` under ``torchrun``: models are trained by
         all its processes (:func:`get_model`). None: one process.
     sync_bn : bool, optional
         As :func:`get_model`.
+    params : dict
+        The page's parameters: :func:`setup`'s and its ``extra`` ones, which the
+        catalogue's models and derived datasets read.
     """
 
     root: Path
@@ -701,25 +623,82 @@ class Pipeline:
     retrain: bool = False
     dist: DistContext | None = None
     sync_bn: bool | None = None
+    params: dict = field(default_factory=dict)
     _models: dict = field(default_factory=dict, repr=False)
+    _derived: dict = field(default_factory=dict, repr=False)
 
     @property
     def artifacts(self) -> Path:
         """``<build>/artifacts``: trained models and explanation results."""
         return self.build / "artifacts"
 
-    def model(self, name: str, k: int = 0, log=print) -> TrainedModel:
-        """Replicate ``k`` of model ``name`` (``original``, ``ours1``, ``ours2``, ``ptbxl_only``).
+    def spec(self, name: str, k: int = 0) -> TrainingSpec:
+        """Replicate ``k``'s spec of a catalogue model, from :attr:`params`.
 
         Raises
         ------
         KeyError
-            For an unknown model name.
+            For a name not in :data:`ecgrepro.catalogue.MODELS`, or a parameter
+            the model needs that :attr:`params` lacks.
         """
-        if (name, k) not in self._models:
-            spec = replicate(self.specs[name], k)
+        return replicate(model_entry(name).spec(self.params), k)
+
+    def derived(self, name: str) -> Derived:
+        """A derived dataset (:data:`ecgrepro.catalogue.DERIVED`), built once, and its extras.
+
+        It is also put in :attr:`datasets` under its name.
+
+        Raises
+        ------
+        KeyError
+            For an unknown name, or a parameter it needs that :attr:`params` lacks.
+        """
+        entry = DERIVED[name]
+        used = tuple(self.params[p] for p in entry.parameters)
+        if self._derived.get(name, (None,))[0] != used:
+            self._derived[name] = (used, entry.build(self, self.params))
+        got = self._derived[name][1]
+        self.datasets[name] = got.dataset
+        return got
+
+    def dataset(self, name: str) -> ECGDataset:
+        """One of :attr:`datasets`, or a derived one built on first use (:meth:`derived`)."""
+        if name in DERIVED:
+            return self.derived(name).dataset
+        return self.datasets[name]
+
+    def _ready(self, spec: TrainingSpec) -> None:
+        for d in spec.train_on:
+            self.dataset(d)
+
+    def key(self, name: str, k: int = 0) -> str:
+        """Replicate ``k``'s artifact key, without training (for ``ecgrepro plan``).
+
+        Builds the derived datasets the model trains on. The folder is
+        ``<build>/artifacts/<spec.name>-<key>`` (:func:`get_model`).
+        """
+        spec = self.spec(name, k)
+        self._ready(spec)
+        parent = self.key(spec.init_from, k) if spec.init_from else None
+        return artifact_key(spec, self.datasets, self.device.type, parent)
+
+    def model(self, name: str, k: int = 0, log=print) -> TrainedModel:
+        """Replicate ``k`` of a catalogue model (:data:`ecgrepro.catalogue.MODELS`).
+
+        ``original``, ``ours1``, ``ours2``, ``ptbxl_only``, ``lstm``,
+        ``resnet34_super``, ``shuffled_labels``, ``planted``.
+
+        Raises
+        ------
+        KeyError
+            For an unknown model name, or a parameter it needs that the page did
+            not pass (:meth:`spec`).
+        """
+        spec = self.spec(name, k)
+        if spec not in self._models:
+            self._ready(spec)
             parent = self.model(spec.init_from, k, log) if spec.init_from else None
-            self._models[name, k] = get_model(
+            self._models[spec] = get_model(
                 spec,
                 self.datasets,
                 self.artifacts,
@@ -730,7 +709,7 @@ class Pipeline:
                 self.dist,
                 self.sync_bn,
             )
-        return self._models[name, k]
+        return self._models[spec]
 
     def thresholds(self, name: str, k: int = 0) -> np.ndarray:
         """Validation thresholds of replicate ``k`` of ``name`` (:func:`validation_thresholds`)."""
@@ -762,12 +741,7 @@ class Pipeline:
         ``label_set="superclasses"``) from the same data root, rate and window
         as the other datasets, with its own signal cache (its records differ).
         """
-        if "ptbxl_super" not in self.datasets:
-            cache = self.build / "cache"
-            self.datasets["ptbxl_super"] = load_ptbxl(
-                self.root, self.fs_hz, self.n_samples, cache, label_set="superclasses"
-            )
-        return self.datasets["ptbxl_super"]
+        return self.dataset("ptbxl_super")
 
     def data_notes(self) -> list[str]:
         """The datasets' notes that change what a page shows (e.g. a release fallback)."""
@@ -790,6 +764,7 @@ def setup(
     retrain: bool = False,
     amp: str = "off",
     compile: bool = False,
+    extra: dict | None = None,
 ) -> Pipeline:
     """The setup every results page repeats: data root, build folders, both datasets, model specs.
 
@@ -817,6 +792,9 @@ def setup(
         Mixed precision of training and scoring (:class:`TrainingSpec`); ``off`` is faithful.
     compile : bool
         :func:`torch.compile` for training and scoring (:class:`TrainingSpec`).
+    extra : dict, optional
+        The page's other parameters that its catalogue models or derived datasets
+        read (:data:`ecgrepro.catalogue.MODELS`), e.g. ``lstm_lead``; checked too.
 
     Returns
     -------
@@ -834,6 +812,7 @@ def setup(
 
     checked = validate(
         {
+            **(extra or {}),
             "data_root": data_root or "",
             "build_dir": build_dir or "",
             "fs_hz": fs_hz,
@@ -889,4 +868,15 @@ def setup(
             },
         },
     )
-    return Pipeline(root, build, torch_device, fs_hz, window_s, n_samples, datasets, specs, retrain)
+    return Pipeline(
+        root,
+        build,
+        torch_device,
+        fs_hz,
+        window_s,
+        n_samples,
+        datasets,
+        specs,
+        retrain,
+        params=dict(checked),
+    )

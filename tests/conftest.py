@@ -179,3 +179,12 @@ def trained(tmp_path_factory, sample_cpsc, sample_ptbxl):
     after = {p.name: p.stat().st_size for p in model.folder.iterdir()}
     # a test that wrote into the shared artifact would make others depend on the test order
     assert after == before, f"a test changed the shared artifact {model.folder}: {before}, {after}"
+
+
+@pytest.fixture()
+def build_with_sample_cache(tmp_path, sample_cpsc, sample_ptbxl, signal_cache_dir) -> Path:
+    """A build folder whose signal cache is the session's (the sample at 100 Hz, decoded once)."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "cache").symlink_to(signal_cache_dir, target_is_directory=True)
+    return build

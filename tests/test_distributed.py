@@ -55,15 +55,6 @@ def entries(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name != ".locks"]
 
 
-@pytest.fixture()
-def build_with_sample_cache(tmp_path, sample_cpsc, sample_ptbxl, signal_cache_dir) -> Path:
-    """A build folder whose signal cache is the session's (the sample at 100 Hz, decoded once)."""
-    build = tmp_path / "build"
-    build.mkdir()
-    (build / "cache").symlink_to(signal_cache_dir, target_is_directory=True)
-    return build
-
-
 def test_shards_split_every_batch_into_contiguous_near_equal_parts():
     for world in range(1, 9):
         for n in range(0, 40):

@@ -1,0 +1,168 @@
+"""What a profile's book trains: every artifact, its key, and whether it is stored.
+
+``ecgrepro plan --profile P`` prints :func:`training_plan`'s table; ``ecgrepro
+train --model NAME`` trains one row of it. The rows come from
+:data:`ecgrepro.catalogue.PAGE_MODELS` and each page's parameters in
+``ecgrepro/profiles.yml``; the keys are those :meth:`ecgrepro.pipeline.Pipeline.model`
+computes, so a row marked stored is one the book reuses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+
+from ecgrepro.catalogue import DERIVED, MODELS, PAGE_MODELS, SETUP_PARAMETERS, model_entry
+from ecgrepro.config import load_profiles
+from ecgrepro.parameters import check_profile, validate
+
+
+def model_parameters(name: str) -> tuple[str, ...]:
+    """The parameters beyond :data:`SETUP_PARAMETERS` that a catalogue model reads.
+
+    Those of its spec and of the derived datasets it trains on (found by making
+    the spec from the defaults profile).
+    """
+    entry = model_entry(name)
+    spec = entry.spec(load_profiles()["paper"][entry.page])
+    own = list(entry.parameters)
+    for d in spec.train_on:
+        own += DERIVED[d].parameters if d in DERIVED else ()
+    return tuple(dict.fromkeys(p for p in own if p not in SETUP_PARAMETERS))
+
+
+def page_parameters(profile: str, page: str, overrides: Mapping | None = None) -> dict:
+    """A page's parameters under a profile, with ``overrides``, checked.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        For an unknown profile, or a value a parameter does not allow.
+    """
+    profiles = load_profiles()
+    check_profile(profile, profiles)
+    params = {k: v for k, v in profiles[profile][page].items() if k != "profile"}
+    params.update(overrides or {})
+    return validate(params, page=page, check_device=False)
+
+
+def open_pipeline(params: Mapping, data_root: str, build_dir: str, opened: dict | None = None):
+    """The pipeline a page with ``params`` opens (:func:`ecgrepro.pipeline.setup`).
+
+    ``opened`` memoises pipelines by their setup parameters, so the data is read
+    once per distinct setting; the extra parameters are added to the pipeline's.
+    """
+    from ecgrepro.pipeline import setup
+
+    args = {k: params[k] for k in SETUP_PARAMETERS if k in params}
+    key = json.dumps(args, sort_keys=True, default=str)
+    if opened is None or key not in opened:
+        pipe = setup(data_root, build_dir, **args)
+        if opened is None:
+            opened = {}
+        opened[key] = pipe
+    pipe = opened[key]
+    pipe.params.update({k: v for k, v in params.items() if k not in SETUP_PARAMETERS})
+    return pipe
+
+
+def training_plan(
+    profile: str,
+    data_root: str = "",
+    build_dir: str = "",
+    overrides: Mapping | None = None,
+    pages: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Every model artifact a profile's book needs, one row each.
+
+    Parameters
+    ----------
+    profile : str
+        A profile of ``ecgrepro/profiles.yml``.
+    data_root, build_dir : str
+        As :func:`ecgrepro.pipeline.setup` (empty: the defaults).
+    overrides : mapping, optional
+        ``-p NAME VALUE`` parameters, for every page.
+    pages : list of str, optional
+        Only these pages (default: every page of :data:`ecgrepro.catalogue.PAGE_MODELS`).
+    log : callable, optional
+        Receives a line per page.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per artifact (pages sharing one are listed together), in
+        training order (a parent before its child): ``model`` (catalogue name),
+        ``artifact`` (folder name), ``replicate``, ``label_mapping`` (of the
+        first page asking; a model trained on CPSC alone is the same under both),
+        ``train_on``, ``epochs``, ``train_records`` (records of its training
+        folds), ``records_seen`` (epochs x train records), ``key``, ``stored``
+        (the artifact passes :func:`ecgrepro.pipeline.check_artifact`), ``pages``.
+
+    Raises
+    ------
+    ecgrepro.parameters.ParameterError
+        For an unknown profile or a bad parameter value.
+    KeyError
+        For a page without an entry in :data:`ecgrepro.catalogue.PAGE_MODELS`.
+    """
+    from ecgrepro.pipeline import ArtifactError, check_artifact
+
+    opened: dict = {}
+    rows: dict[str, dict] = {}
+
+    def add(pipe, name: str, k: int, mapping: str, page: str) -> None:
+        spec = pipe.spec(name, k)
+        if spec.init_from:
+            add(pipe, spec.init_from, k, mapping, page)  # its parent first
+        key = pipe.key(name, k)
+        folder = pipe.artifacts / f"{spec.name}-{key}"
+        if folder.name in rows:
+            if page not in rows[folder.name]["pages"]:
+                rows[folder.name]["pages"].append(page)
+            return
+        try:
+            check_artifact(folder)
+            stored = True
+        except ArtifactError:
+            stored = False
+        n_train = sum(int((pipe.dataset(d).records.split == "train").sum()) for d in spec.train_on)
+        rows[folder.name] = {
+            "model": name,
+            "artifact": folder.name,
+            "replicate": k,
+            "label_mapping": mapping,
+            "train_on": "+".join(spec.train_on),
+            "epochs": spec.epochs,
+            "train_records": n_train,
+            "records_seen": spec.epochs * n_train,
+            "key": key,
+            "stored": stored,
+            "pages": [page],
+        }
+
+    for page in pages or list(PAGE_MODELS):
+        params = page_parameters(profile, page, overrides)
+        needs = [n for n in PAGE_MODELS[page] if not n.when or params[n.when]]
+        if log and needs:
+            log(f"[plan] {page}: {', '.join(n.model for n in needs)}")
+        for need in needs:
+            n = params[need.replicates] if isinstance(need.replicates, str) else need.replicates
+            for mapping in need.mappings or (params["label_mapping"],):
+                pipe = open_pipeline(
+                    {**params, "label_mapping": mapping}, data_root, build_dir, opened
+                )
+                for k in range(n):
+                    add(pipe, need.model, k, mapping, page)
+    table = pd.DataFrame(list(rows.values()))
+    if len(table):
+        table["pages"] = table["pages"].map(", ".join)
+    return table
+
+
+def known_models() -> list[str]:
+    """The catalogue's model names (``ecgrepro train --model``)."""
+    return list(MODELS)
