@@ -30,7 +30,6 @@ import platform
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from ecgrepro.config import REPO_ROOT
 from ecgrepro.data.signals import file_sha256, lock_for
-from ecgrepro.pipeline import ARTIFACT_FILES, ArtifactError, check_artifact
+from ecgrepro.pipeline import ArtifactError, check_artifact, store_artifact
 
 #: Format of ``manifest.json``; bumped when the layout changes.
 RELEASE_FORMAT = 1
@@ -278,24 +277,9 @@ def import_models(release: Path, build_dir: Path, log=print) -> ReleaseReport:
             meta = json.loads((src / "meta.json").read_text())
             if meta.get("key") != name.rsplit("-", 1)[1]:
                 raise ReleaseError(f"{src / 'meta.json'}: key {meta.get('key')!r} is not {name}'s")
-            tmp = Path(tempfile.mkdtemp(dir=artifacts, prefix=f".{name}.", suffix=".tmp"))
-            try:
-                torch.save(state, tmp / "model.pt")
-                shutil.copy2(src / "log.csv", tmp / "log.csv")
-                for scores in sorted(src.glob("scores-*.npy")):
-                    shutil.copy2(scores, tmp / scores.name)
-                meta["files"] = {
-                    f: {"bytes": (tmp / f).stat().st_size, "sha256": file_sha256(tmp / f)}
-                    for f in ARTIFACT_FILES
-                }
-                meta["imported_from"] = {"commit": manifest.get("commit"), "release": str(release)}
-                (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-                tmp.chmod(0o755)
-                shutil.rmtree(folder, ignore_errors=True)
-                tmp.replace(folder)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            meta["imported_from"] = {"commit": manifest.get("commit"), "release": str(release)}
+            scores = tuple(sorted(src.glob("scores-*.npy")))
+            store_artifact(folder, state, src / "log.csv", meta, extra_files=scores)
         report.models.append(name)
         if log:
             log(f"import: {name} installed into {artifacts}")
