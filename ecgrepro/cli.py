@@ -553,11 +553,30 @@ def add_train_parser(sub) -> None:
         "train ...` the N processes share each batch (DistributedDataParallel: NCCL on GPUs, "
         "gloo on CPUs); rank 0 validates and writes the artifact once.",
     )
-    train.add_argument(
+    what = train.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--model",
-        required=True,
         help="a model of ecgrepro.catalogue.MODELS: original, ours1, ours2, ptbxl_only, lstm, "
         "resnet34_super, shuffled_labels, planted (with the parameters of the page that uses it)",
+    )
+    what.add_argument(
+        "--plan",
+        action="store_true",
+        help="every artifact of `ecgrepro plan` not stored yet, as independent jobs "
+        "(ecgrepro/schedule.py): --executor local (one per GPU, or --jobs on the CPU) or slurm",
+    )
+    train.add_argument("--executor", choices=["local", "slurm", "inline"], default="local")
+    train.add_argument(
+        "--jobs", type=int, default=0, help="jobs at once (default: GPUs x --jobs-per-gpu, or 2)"
+    )
+    train.add_argument("--jobs-per-gpu", type=int, default=1, help="local jobs sharing one GPU")
+    train.add_argument("--only", nargs="*", help="--plan: only these pages' models")
+    train.add_argument("--slurm-partition", default=None, help="--executor slurm: the partition")
+    train.add_argument(
+        "--timeout-min", type=int, default=720, help="--plan: each job's time limit, minutes"
+    )
+    train.add_argument(
+        "--no-wait", action="store_true", help="--executor slurm: submit the array and return"
     )
     train.add_argument(
         "--seed-index", type=int, default=0, help="replicate K: trained with seed + K (default 0)"
@@ -653,6 +672,51 @@ def train_command(args) -> int:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return 0
+
+
+def train_plan_command(args) -> int:
+    """``ecgrepro train --plan``: :func:`ecgrepro.schedule.run_plan` for a profile.
+
+    Prints each job's start and end, then a summary; a failed job's message and
+    the end of its log follow.
+
+    Returns
+    -------
+    int
+        0 when every job succeeded; 1 if any failed; 2 for a bad page or parameter.
+    """
+    from ecgrepro.schedule import run_plan
+
+    check_pages(args.only)
+    overrides = {k: parse_parameter(k, v) for k, v in args.parameter}
+    data_root = find_data_root(args.data)
+    build = str(Path(args.build_dir).resolve()) if args.build_dir else ""
+    slurm = {"timeout_min": args.timeout_min}
+    if args.slurm_partition:
+        slurm["partition"] = args.slurm_partition
+    report = run_plan(
+        args.profile,
+        str(data_root),
+        build,
+        overrides,
+        args.only,
+        executor=args.executor,
+        jobs=args.jobs,
+        jobs_per_gpu=args.jobs_per_gpu,
+        slurm=slurm,
+        wait=not args.no_wait,
+    )
+    if report.submitted:
+        print(f"train --plan: submitted {', '.join(j.job_id for j in report.submitted)}")
+        return 0
+    print(
+        f"train --plan: {len(report.trained)} artifact(s) trained or found, "
+        f"{report.already} already stored, {len(report.failed)} job(s) failed, "
+        f"{report.seconds:.0f} s"
+    )
+    for what, why in report.failed:
+        print(f"failed: {what}\n{why}")
+    return 1 if report.failed else 0
 
 
 def plan_command(args) -> int:
@@ -762,6 +826,8 @@ def run_command(args: argparse.Namespace) -> int:
     ecgrepro.config.DataNotFoundError
         If no data root is found.
     """
+    if args.command == "train" and args.plan:
+        return train_plan_command(args)
     if args.command == "train":
         return train_command(args)
     if args.command == "plan":

@@ -100,7 +100,8 @@ def training_plan(
         first page asking; a model trained on CPSC alone is the same under both),
         ``train_on``, ``epochs``, ``train_records`` (records of its training
         folds), ``records_seen`` (epochs x train records), ``key``, ``stored``
-        (the artifact passes :func:`ecgrepro.pipeline.check_artifact`), ``pages``.
+        (the artifact passes :func:`ecgrepro.pipeline.check_artifact`), ``parent``
+        (the artifact it starts from, or empty), ``pages``.
 
     Raises
     ------
@@ -114,16 +115,15 @@ def training_plan(
     opened: dict = {}
     rows: dict[str, dict] = {}
 
-    def add(pipe, name: str, k: int, mapping: str, page: str) -> None:
+    def add(pipe, name: str, k: int, mapping: str, page: str) -> str:
         spec = pipe.spec(name, k)
-        if spec.init_from:
-            add(pipe, spec.init_from, k, mapping, page)  # its parent first
+        parent = add(pipe, spec.init_from, k, mapping, page) if spec.init_from else ""
         key = pipe.key(name, k)
         folder = pipe.artifacts / f"{spec.name}-{key}"
         if folder.name in rows:
             if page not in rows[folder.name]["pages"]:
                 rows[folder.name]["pages"].append(page)
-            return
+            return folder.name
         try:
             check_artifact(folder)
             stored = True
@@ -141,8 +141,10 @@ def training_plan(
             "records_seen": spec.epochs * n_train,
             "key": key,
             "stored": stored,
+            "parent": parent,
             "pages": [page],
         }
+        return folder.name
 
     for page in pages or list(PAGE_MODELS):
         params = page_parameters(profile, page, overrides)
