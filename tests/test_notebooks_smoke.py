@@ -7,7 +7,8 @@ records front-padded to 30 s, read from ``records500``; CPSC's 500 Hz records), 
 (the CPU fallback where no GPU is present), 1 epoch and a few records per explanation. They run
 in the book's order into one temporary build folder, so later pages reuse the models the earlier
 ones trained, as in ``make book``; then the book is built from them with warnings as errors.
-Nothing is written into the repository's ``_build``.
+Nothing is written into the repository's ``_build``. Before the pages, ``ecgrepro train
+--plan`` trains every model they use as two local jobs at once; the pages then train none.
 
 The data root is a slice of the real sample (links, not copies): the first :data:`SMOKE_RECORDS`
 CPSC records of ``REFERENCE.csv`` and PTB-XL records at 500 Hz, with PTB-XL's complete metadata,
@@ -103,6 +104,26 @@ def smoke_root(tmp_path_factory, data_root):
     return root
 
 
+#: The artifacts ``ecgrepro train --plan`` trained, and their meta.json times.
+PLANNED: dict[str, float] = {}
+
+
+def test_the_plan_trains_every_model_first_as_two_local_jobs(build, smoke_root):
+    """``ecgrepro train --plan --profile smoke --jobs 2`` before any page (#27): the pages then
+    train nothing (checked after the last page, in the book test below)."""
+    from ecgrepro.plan import training_plan
+    from ecgrepro.schedule import run_plan
+
+    report = run_plan("smoke", str(smoke_root), str(build), executor="local", jobs=2, log=print)
+    assert report.failed == [], report.failed
+    assert len(report.spans) >= 2
+    plan = training_plan("smoke", str(smoke_root), str(build))
+    assert plan.stored.all() and sorted(report.trained) == sorted(plan.artifact)
+    PLANNED.update(
+        {a: (build / "artifacts" / a / "meta.json").stat().st_mtime for a in plan.artifact}
+    )
+
+
 @pytest.mark.parametrize("stem", PAGES)
 def test_page_runs_at_the_paper_shapes(stem, build, smoke_root):
     t0 = time.time()
@@ -127,6 +148,11 @@ def test_the_book_builds_with_warnings_as_errors(build):
     build_html(src, build)  # raises CalledProcessError on any warning
     assert (build / "_build" / "html" / "book" / "intro.html").is_file()
     assert (build / "_build" / "html" / "book" / "run_report.html").is_file()
+    if PLANNED:  # every model came from the plan's jobs; no page trained one
+        models = {p.name for p in (build / "artifacts").iterdir() if (p / "meta.json").is_file()}
+        assert models == set(PLANNED), models ^ set(PLANNED)
+        for a, mtime in PLANNED.items():
+            assert (build / "artifacts" / a / "meta.json").stat().st_mtime == mtime, a
     report = pd.read_csv(build / "tables" / "run_report.csv", dtype=str, keep_default_na=False)
     seconds = report[report.parameter == "run.seconds"].set_index("page").value
     assert list(seconds.index) == PAGES and all(float(v) > 0 for v in seconds)
