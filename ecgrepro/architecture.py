@@ -94,7 +94,9 @@ def architecture_table(model: ResNet1d, inputs: dict | None = None) -> pd.DataFr
             ]
             try:
                 with torch.no_grad():
-                    model(torch.zeros(1, model.conv1.in_channels, n))
+                    model(
+                        torch.zeros(1, model.conv1.in_channels, n, device=model.conv1.weight.device)
+                    )
             finally:
                 for h in hooks:
                     h.remove()
@@ -134,6 +136,12 @@ def _shortcuts(mods: list[nn.Module]) -> int:
 def paper_checks(model: ResNet1d, table: pd.DataFrame) -> pd.DataFrame:
     """The paper's description of the network (section 4.2), point by point, against the model.
 
+    Parameters
+    ----------
+    model : ecgrepro.models.ResNet1d
+    table : pandas.DataFrame
+        :func:`architecture_table` of ``model``.
+
     Returns
     -------
     pandas.DataFrame
@@ -151,6 +159,20 @@ def paper_checks(model: ResNet1d, table: pd.DataFrame) -> pd.DataFrame:
     }
     per_stage = [int(b) for b in table.blocks[table.blocks > 0]]
     stages = len(per_stage)
+    relu_calls = []  # the block's one ReLU module, called once per use
+    hook = block.relu.register_forward_hook(lambda *_: relu_calls.append(1))
+    was_training = block.training
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, block.conv1.in_channels, 16, device=block.conv1.weight.device)
+            block.eval()(x)
+    finally:
+        hook.remove()
+        block.train(was_training)
+    pooled = isinstance(model.adaptiveavgpool, nn.AdaptiveAvgPool1d) and isinstance(
+        model.adaptivemaxpool, nn.AdaptiveMaxPool1d
+    )
+    concatenated = model.fc.in_features == 2 * int(table.set_index("stage").channels["layer4"])
     return pd.DataFrame(
         [
             {
@@ -170,16 +192,17 @@ def paper_checks(model: ResNet1d, table: pd.DataFrame) -> pd.DataFrame:
                 "model": f"{parts['convolutions']} convolutions (kernel 7), "
                 f"{parts['batch norms']} batch norms, {parts['dropouts']} dropout "
                 f"(p = {block.dropout.p:g}), ReLU after the first batch norm and after the sum "
-                "(one module used twice)",
+                f"(one module called {len(relu_calls)} times)",
                 "holds": (parts["convolutions"], parts["batch norms"], parts["dropouts"])
-                == (2, 2, 1),
+                == (2, 2, 1)
+                and len(relu_calls) == 2,
                 "note": "",
             },
             {
                 "paper": "pooled, concatenated, sigmoid",
                 "model": "global average and global max pooling of layer4, concatenated (1,024), "
                 f"linear to {model.fc.out_features}; the sigmoid is applied outside the model",
-                "holds": True,
+                "holds": pooled and concatenated,
                 "note": "as Zhang et al.'s code: the loss takes logits (BCEWithLogits)",
             },
         ]

@@ -694,18 +694,25 @@ def train_plan_command(args) -> int:
     slurm = {"timeout_min": args.timeout_min}
     if args.slurm_partition:
         slurm["partition"] = args.slurm_partition
-    report = run_plan(
-        args.profile,
-        str(data_root),
-        build,
-        overrides,
-        args.only,
-        executor=args.executor,
-        jobs=args.jobs,
-        jobs_per_gpu=args.jobs_per_gpu,
-        slurm=slurm,
-        wait=not args.no_wait,
-    )
+    if args.executor != "slurm" and (args.no_wait or args.slurm_partition):
+        print("error: --no-wait and --slurm-partition go with --executor slurm", file=sys.stderr)
+        return 2
+    try:
+        report = run_plan(
+            args.profile,
+            str(data_root),
+            build,
+            overrides,
+            args.only,
+            executor=args.executor,
+            jobs=args.jobs,
+            jobs_per_gpu=args.jobs_per_gpu,
+            slurm=slurm,
+            wait=not args.no_wait,
+        )
+    except ValueError as err:  # --jobs or --jobs-per-gpu out of range, CUDA_VISIBLE_DEVICES
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if report.submitted:
         print(f"train --plan: submitted {', '.join(j.job_id for j in report.submitted)}")
         return 0
@@ -741,11 +748,13 @@ def plan_command(args) -> int:
     table = training_plan(args.profile, str(data_root), build, overrides, args.only, log=print)
     if args.csv:
         table.to_csv(args.csv, index=False)
+    if not len(table):
+        print(f"profile {args.profile}: no page of this plan trains a model")
+        return 0
     with pd_display():
         print(table.drop(columns=["key"]).to_string(index=False))
-    stored = table.stored.astype(bool) if len(table) else []
-    seen = int(table.records_seen.sum()) if len(table) else 0
-    to_train = int(table.records_seen[~stored].sum()) if len(table) else 0
+    stored = table.stored.astype(bool)
+    seen, to_train = int(table.records_seen.sum()), int(table.records_seen[~stored].sum())
     print(
         f"profile {args.profile}: {len(table)} artifacts, {int(sum(stored))} stored, "
         f"{len(table) - int(sum(stored))} to train; {seen:,} records seen in training in all "

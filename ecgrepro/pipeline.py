@@ -644,9 +644,10 @@ class Pipeline:
         return replicate(model_entry(name).spec(self.params), k)
 
     def derived(self, name: str) -> Derived:
-        """A derived dataset (:data:`ecgrepro.catalogue.DERIVED`), built once, and its extras.
+        """A derived dataset (:data:`ecgrepro.catalogue.DERIVED`) and its extras.
 
-        It is also put in :attr:`datasets` under its name.
+        Built on first use, and again only when a parameter it reads has changed
+        in :attr:`params`; it is also put in :attr:`datasets` under its name.
 
         Raises
         ------
@@ -676,6 +677,11 @@ class Pipeline:
 
         Builds the derived datasets the model trains on. The folder is
         ``<build>/artifacts/<spec.name>-<key>`` (:func:`get_model`).
+
+        Raises
+        ------
+        KeyError
+            As :meth:`spec`.
         """
         spec = self.spec(name, k)
         self._ready(spec)
@@ -695,10 +701,12 @@ class Pipeline:
             not pass (:meth:`spec`).
         """
         spec = self.spec(name, k)
-        if spec not in self._models:
-            self._ready(spec)
+        self._ready(spec)
+        # the spec and the parameters of any derived dataset it trains on (planted_records, ...)
+        memo = (spec, tuple(self._derived[d][0] for d in spec.train_on if d in self._derived))
+        if memo not in self._models:
             parent = self.model(spec.init_from, k, log) if spec.init_from else None
-            self._models[spec] = get_model(
+            self._models[memo] = get_model(
                 spec,
                 self.datasets,
                 self.artifacts,
@@ -709,7 +717,7 @@ class Pipeline:
                 self.dist,
                 self.sync_bn,
             )
-        return self._models[spec]
+        return self._models[memo]
 
     def thresholds(self, name: str, k: int = 0) -> np.ndarray:
         """Validation thresholds of replicate ``k`` of ``name`` (:func:`validation_thresholds`)."""

@@ -33,8 +33,21 @@ def model_parameters(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in own if p not in SETUP_PARAMETERS))
 
 
+def declared_parameters(page: str) -> set[str]:
+    """The parameters a page's notebook declares (papermill's view, as the book runner's)."""
+    import papermill as pm
+
+    from ecgrepro.config import REPO_ROOT
+
+    return set(pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{page}.ipynb")))
+
+
 def page_parameters(profile: str, page: str, overrides: Mapping | None = None) -> dict:
     """A page's parameters under a profile, with ``overrides``, checked.
+
+    Only the parameters the page's notebook declares are kept, as the book runner
+    passes them (:func:`ecgrepro.cli.execute_notebooks`): a ``-p amp bf16`` that no
+    page declares changes no page's model, so it changes no row of the plan either.
 
     Raises
     ------
@@ -43,23 +56,40 @@ def page_parameters(profile: str, page: str, overrides: Mapping | None = None) -
     """
     profiles = load_profiles()
     check_profile(profile, profiles)
+    declared = declared_parameters(page)
     params = {k: v for k, v in profiles[profile][page].items() if k != "profile"}
     params.update(overrides or {})
+    params = {k: v for k, v in params.items() if k in declared}
     return validate(params, page=page, check_device=False)
 
 
-def open_pipeline(params: Mapping, data_root: str, build_dir: str, opened: dict | None = None):
+def open_pipeline(
+    params: Mapping,
+    data_root: str,
+    build_dir: str,
+    opened: dict | None = None,
+    device: str | None = None,
+):
     """The pipeline a page with ``params`` opens (:func:`ecgrepro.pipeline.setup`).
 
     ``opened`` memoises pipelines by their setup parameters, so the data is read
     once per distinct setting; the extra parameters are added to the pipeline's.
+    ``device`` (``cpu`` or ``cuda``): compute the artifact keys for that device,
+    present here or not (a Slurm job's GPU, planned on a login node); the data
+    is read on the CPU. Such a pipeline is for keys only, never for training.
     """
+    import torch
+
     from ecgrepro.pipeline import setup
 
     args = {k: params[k] for k in SETUP_PARAMETERS if k in params}
-    key = json.dumps(args, sort_keys=True, default=str)
+    if device:
+        args["device"] = "cpu"
+    key = json.dumps([args, device], sort_keys=True, default=str)
     if opened is None or key not in opened:
         pipe = setup(data_root, build_dir, **args)
+        if device:
+            pipe.device = torch.device(device)
         if opened is None:
             opened = {}
         opened[key] = pipe
@@ -75,6 +105,7 @@ def training_plan(
     overrides: Mapping | None = None,
     pages: list[str] | None = None,
     log: Callable[[str], None] | None = None,
+    device: str | None = None,
 ) -> pd.DataFrame:
     """Every model artifact a profile's book needs, one row each.
 
@@ -90,6 +121,9 @@ def training_plan(
         Only these pages (default: every page of :data:`ecgrepro.catalogue.PAGE_MODELS`).
     log : callable, optional
         Receives a line per page.
+    device : {"cpu", "cuda"}, optional
+        The device the trainings will run on, for the keys; default: the pages'
+        ``device`` parameter resolved here (:func:`open_pipeline`).
 
     Returns
     -------
@@ -155,7 +189,7 @@ def training_plan(
             n = params[need.replicates] if isinstance(need.replicates, str) else need.replicates
             for mapping in need.mappings or (params["label_mapping"],):
                 pipe = open_pipeline(
-                    {**params, "label_mapping": mapping}, data_root, build_dir, opened
+                    {**params, "label_mapping": mapping}, data_root, build_dir, opened, device
                 )
                 for k in range(n):
                     add(pipe, need.model, k, mapping, page)

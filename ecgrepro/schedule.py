@@ -21,6 +21,7 @@ its log and does not stop the others; a rerun trains only what is still missing.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,8 +88,8 @@ def train_chain(
     Raises
     ------
     RuntimeError
-        If a model's artifact is not the one the plan named (the plan and the
-        job disagree on a parameter).
+        Before training, if a model's key is not the one the plan named (the plan
+        and the job disagree on a parameter or the device).
     """
     import torch
 
@@ -104,12 +105,14 @@ def train_chain(
             profile, page, {**(overrides or {}), "label_mapping": row["label_mapping"]}
         )
         pipe = open_pipeline(params, data_root, build_dir, opened)
-        trained = pipe.model(row["model"], int(row["replicate"]))
-        if trained.folder.name != row["artifact"]:
+        key = pipe.key(row["model"], int(row["replicate"]))
+        if key != row["key"]:  # before any training: the job would store what no page reads
             raise RuntimeError(
-                f"{row['model']} replicate {row['replicate']}: trained {trained.folder.name}, "
-                f"but the plan named {row['artifact']}"
+                f"{row['model']} replicate {row['replicate']}: this job's key is {key} "
+                f"(device {pipe.device.type}), the plan's {row['key']} ({row['artifact']}); "
+                "were they planned for another device?"
             )
+        trained = pipe.model(row["model"], int(row["replicate"]))
         done.append(trained.folder.name)
     return done
 
@@ -123,7 +126,7 @@ class PlanReport:
     trained : list of str
         Artifact folders the jobs trained (or found stored by another job).
     failed : list of tuple of (str, str)
-        ``(job's models, the error and the end of its log)``.
+        ``(job's models, the end of submitit's message: the job's traceback)``.
     already : int
         Artifacts of the plan that were stored before it ran.
     seconds : float
@@ -195,9 +198,18 @@ def run_plan(
 
     from ecgrepro.plan import training_plan
 
+    if executor not in ("local", "slurm", "inline"):
+        raise ValueError(f"unknown executor {executor!r}: local, slurm or inline")
+    if jobs < 0 or jobs_per_gpu < 1:
+        raise ValueError(
+            f"jobs must be >= 0 (0: automatic) and jobs_per_gpu >= 1, not {jobs} and {jobs_per_gpu}"
+        )
     t0 = time.perf_counter()
     build = Path(build_dir) if build_dir else Path(__file__).resolve().parents[1] / "_build"
-    table = training_plan(profile, data_root, str(build), overrides, pages, log=log)
+    # a Slurm job trains on its node's GPU unless told the CPU: plan the keys for that device
+    cpu = str((overrides or {}).get("device", "auto")) == "cpu"
+    device = ("cpu" if cpu else "cuda") if executor == "slurm" else None
+    table = training_plan(profile, data_root, str(build), overrides, pages, log=log, device=device)
     report = PlanReport(already=int(table.stored.sum()) if len(table) else 0)
     chains = plan_jobs(table) if len(table) else []
     if log:
@@ -206,6 +218,7 @@ def run_plan(
         return report
     folder = Path(log_folder or build / "jobs")  # flat: an array keeps one submission file
     gpus = torch.cuda.device_count() if executor == "local" else 0
+    devices = _visible_gpus(gpus)
     if executor == "local":
         width = jobs or (gpus * jobs_per_gpu if gpus else 2)
     else:
@@ -246,30 +259,65 @@ def run_plan(
         ex = submitit.LocalExecutor(folder=folder)
         ex.update_parameters(timeout_min=timeout)
         pending = list(chains)
-        free = [i % gpus for i in range(width)] if gpus else [None] * width
-        while pending or running:
-            while pending and free:
-                rows, slot = pending.pop(0), free.pop(0)
-                if slot is not None:
-                    ex.update_parameters(visible_gpus=[slot], gpus_per_node=1)
-                job = ex.submit(
-                    train_chain, profile, rows, data_root, str(build), overrides, threads
-                )
-                running.append((job, rows, slot, time.perf_counter()))
-                if log:
-                    log(f"[train --plan] started {describe(rows)} (job {job.job_id})")
-            for item in [r for r in running if r[0].done()]:
-                running.remove(item)
-                free.append(item[2])
-                report.spans.append((describe(item[1]), item[3], time.perf_counter()))
-                _collect(item[0], item[1], report, log)
-            if running:
-                time.sleep(1.0)
+        free = [devices[i % gpus] for i in range(width)] if gpus else [None] * width
+        try:
+            _run_local(
+                ex,
+                pending,
+                free,
+                running,
+                report,
+                log,
+                profile,
+                data_root,
+                build,
+                overrides,
+                threads,
+            )
+        finally:  # an error or an interrupt here: the jobs still running are cancelled
+            for job, *_ in running:
+                job.cancel(check=False)
         running = []
     for job, rows in running:  # the Slurm array
         _collect(job, rows, report, log)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _visible_gpus(count: int) -> list[int]:
+    """The physical indices of this process's GPUs, as ``CUDA_VISIBLE_DEVICES`` lists them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if not visible:
+        return list(range(count))
+    try:
+        return [int(v) for v in visible.split(",")][:count]
+    except ValueError:
+        raise ValueError(
+            f"CUDA_VISIBLE_DEVICES={visible!r}: ecgrepro train --plan assigns GPUs by index; "
+            "give indices, not UUIDs"
+        ) from None
+
+
+def _run_local(
+    ex, pending, free, running, report, log, profile, data_root, build, overrides, threads
+) -> None:
+    """Keep ``len(free)`` local jobs running until ``pending`` is empty and all have ended."""
+    while pending or running:
+        while pending and free:
+            rows, slot = pending.pop(0), free.pop(0)
+            if slot is not None:
+                ex.update_parameters(visible_gpus=[slot], gpus_per_node=1)
+            job = ex.submit(train_chain, profile, rows, data_root, str(build), overrides, threads)
+            running.append((job, rows, slot, time.perf_counter()))
+            if log:
+                log(f"[train --plan] started {describe(rows)} (job {job.job_id})")
+        for item in [r for r in running if r[0].done()]:
+            running.remove(item)
+            free.append(item[2])
+            report.spans.append((describe(item[1]), item[3], time.perf_counter()))
+            _collect(item[0], item[1], report, log)
+        if running:
+            time.sleep(1.0)
 
 
 def _collect(job, rows: list[dict], report: PlanReport, log) -> None:
@@ -279,7 +327,8 @@ def _collect(job, rows: list[dict], report: PlanReport, log) -> None:
             log(f"[train --plan] done {describe(rows)}")
     except Exception as exc:  # submitit.core.utils.FailedJobError, UncompletedJobError, ...
         text = str(exc).strip().splitlines()
+        errors = [line for line in text if re.match(r"^\w+(Error|Exception)\b", line.strip())]
+        error = errors[-1].strip() if errors else (text[-1] if text else type(exc).__name__)
         report.failed.append((describe(rows), "\n".join(text[-12:])))
         if log:
-            last = text[-1] if text else type(exc).__name__
-            log(f"[train --plan] FAILED {describe(rows)}: {last}")
+            log(f"[train --plan] FAILED {describe(rows)}: {error}")

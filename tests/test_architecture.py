@@ -32,7 +32,7 @@ def test_the_receptive_fields_are_those_autograd_finds():
     x = torch.randn(1, 12, n, requires_grad=True)
     h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
     outputs = {"stem": h}
-    for name in ("layer1", "layer2", "layer3"):
+    for name in ("layer1", "layer2", "layer3", "layer4"):
         h = getattr(model, name)(h)
         outputs[name] = h
     for name, out in outputs.items():

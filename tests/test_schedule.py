@@ -87,6 +87,7 @@ def test_on_slurm_the_plan_is_one_job_array(build_with_sample_cache, data_root):
 
     build = build_with_sample_cache
     quick = {**QUICK, "n_seeds": 3}
+    quick.pop("device")  # a Slurm job trains on its node's GPU: the plan's keys are for CUDA
     with mocked_slurm():
         report = schedule.run_plan(
             "quick",
@@ -111,3 +112,19 @@ def test_on_slurm_the_plan_is_one_job_array(build_with_sample_cache, data_root):
         "#SBATCH --time=90",
     ):
         assert line in text, (line, text)
+
+
+def test_a_job_whose_key_is_not_the_plans_stops_before_training(build_with_sample_cache, data_root):
+    """Planned for a GPU (a Slurm plan made on a login node), run on this CPU: refused at once."""
+    build = str(build_with_sample_cache)
+    cuda = training_plan("quick", str(data_root), build, QUICK, TABLE2, device="cuda")
+    cpu = training_plan("quick", str(data_root), build, QUICK, TABLE2)
+    assert not set(cuda.key) & set(cpu.key)  # the device is part of the key
+    (rows,) = schedule.plan_jobs(cuda.iloc[:1])
+    with pytest.raises(RuntimeError, match=r"this job's key is \w+ \(device cpu\), the plan's"):
+        schedule.train_chain("quick", rows, str(data_root), build, QUICK)
+    assert not (build_with_sample_cache / "artifacts").exists() or not any(
+        p.name.startswith("original-") for p in (build_with_sample_cache / "artifacts").iterdir()
+    )
+    with pytest.raises(ValueError, match="jobs must be >= 0"):
+        schedule.run_plan("quick", str(data_root), build, QUICK, TABLE2, jobs=-1, log=None)
