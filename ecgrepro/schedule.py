@@ -101,9 +101,11 @@ def train_chain(
     opened: dict = {}
     for row in rows:
         page = row["pages"].split(", ")[0]
-        params = page_parameters(
-            profile, page, {**(overrides or {}), "label_mapping": row["label_mapping"]}
-        )
+        # the row's mapping, whether or not the page declares one (the labels page opens both)
+        params = {
+            **page_parameters(profile, page, overrides),
+            "label_mapping": row["label_mapping"],
+        }
         pipe = open_pipeline(params, data_root, build_dir, opened)
         key = pipe.key(row["model"], int(row["replicate"]))
         if key != row["key"]:  # before any training: the job would store what no page reads

@@ -128,3 +128,15 @@ def test_a_job_whose_key_is_not_the_plans_stops_before_training(build_with_sampl
     )
     with pytest.raises(ValueError, match="jobs must be >= 0"):
         schedule.run_plan("quick", str(data_root), build, QUICK, TABLE2, jobs=-1, log=None)
+
+
+def test_a_job_trains_under_the_label_mapping_its_plan_row_names(
+    build_with_sample_cache, data_root
+):
+    """The labels page declares no label_mapping: its rhythm-aware rows still train under it."""
+    build, one = str(build_with_sample_cache), {**QUICK, "epochs_ours": 1}
+    plan = training_plan("quick", str(data_root), build, one, ["labels_and_the_gap"])
+    row = plan[(plan.model == "ptbxl_only") & (plan.label_mapping == "rhythm-aware")]
+    (rows,) = schedule.plan_jobs(row)
+    trained = schedule.train_chain("quick", rows, str(data_root), build, one)
+    assert trained == [row.artifact.item()]
