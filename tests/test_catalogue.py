@@ -101,7 +101,8 @@ def test_plan_lists_a_pages_artifacts_and_marks_the_trained_one_stored(
 ):
     build = str(build_with_sample_cache)
     pages = ["table2_generalisation", "table3_retraining"]
-    plan = training_plan("quick", str(data_root), build, ONE_EPOCH, pages)
+    one = {**ONE_EPOCH, "epochs_ours": 1}
+    plan = training_plan("quick", str(data_root), build, one, pages)
     quick = load_profiles()["quick"]["table3_retraining"]
     n, n_ours = quick["n_seeds"], quick["n_seeds_ours"]
     assert plan.model.value_counts().to_dict() == {
@@ -118,11 +119,11 @@ def test_plan_lists_a_pages_artifacts_and_marks_the_trained_one_stored(
     assert (plan.records_seen == plan.epochs * plan.train_records).all()
     assert first.train_records == 128 and first.epochs == 1
     # the model a page trains has the key the plan gave
-    pipe = setup(str(data_root), build, 100, 10, 0, "cpu", "published", 1, quick["epochs_ours"])
+    pipe = setup(str(data_root), build, 100, 10, 0, "cpu", "published", 1, 1)
     ours1 = pipe.model("ours1", 0, log=None)
     row = plan.set_index(["model", "replicate"]).loc[("ours1", 0)]
     assert ours1.folder.name == row.artifact and ours1.key == row.key
-    again = training_plan("quick", str(data_root), build, ONE_EPOCH, pages)
+    again = training_plan("quick", str(data_root), build, one, pages)
     assert sorted(again.artifact[again.stored]) == sorted(
         [ours1.folder.name, pipe.model("original", 0, log=None).folder.name]
     )
