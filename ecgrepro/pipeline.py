@@ -742,15 +742,6 @@ class Pipeline:
         samples = samples_for(self.datasets, parts, "test")
         return samples, np.concatenate([sc for _, sc in got])
 
-    def superclass_dataset(self) -> ECGDataset:
-        """PTB-XL labelled with its 5 diagnostic superclasses, as ``datasets["ptbxl_super"]``.
-
-        Loaded on first use (:func:`ecgrepro.data.load_ptbxl` with
-        ``label_set="superclasses"``) from the same data root, rate and window
-        as the other datasets, with its own signal cache (its records differ).
-        """
-        return self.dataset("ptbxl_super")
-
     def data_notes(self) -> list[str]:
         """The datasets' notes that change what a page shows (e.g. a release fallback)."""
         return [n for ds in self.datasets.values() for n in ds.notes if "resampled" in n]

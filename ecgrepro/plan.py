@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
-from ecgrepro.catalogue import DERIVED, MODELS, PAGE_MODELS, SETUP_PARAMETERS, model_entry
+from ecgrepro.catalogue import DERIVED, PAGE_MODELS, SETUP_PARAMETERS, model_entry
 from ecgrepro.config import load_profiles
 from ecgrepro.parameters import check_profile, validate
 
@@ -86,13 +86,11 @@ def open_pipeline(
     if device:
         args["device"] = "cpu"
     key = json.dumps([args, device], sort_keys=True, default=str)
-    if opened is None or key not in opened:
-        pipe = setup(data_root, build_dir, **args)
+    opened = {} if opened is None else opened
+    if key not in opened:
+        opened[key] = setup(data_root, build_dir, **args)
         if device:
-            pipe.device = torch.device(device)
-        if opened is None:
-            opened = {}
-        opened[key] = pipe
+            opened[key].device = torch.device(device)
     pipe = opened[key]
     pipe.params.update({k: v for k, v in params.items() if k not in SETUP_PARAMETERS})
     return pipe
@@ -197,8 +195,3 @@ def training_plan(
     if len(table):
         table["pages"] = table["pages"].map(", ".join)
     return table
-
-
-def known_models() -> list[str]:
-    """The catalogue's model names (``ecgrepro train --model``)."""
-    return list(MODELS)

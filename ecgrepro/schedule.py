@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecgrepro.config import REPO_ROOT
+
 
 def plan_jobs(table: pd.DataFrame) -> list[list[dict]]:
     """The missing artifacts of a plan, grouped into jobs: each a parent-first chain.
@@ -207,7 +209,7 @@ def run_plan(
             f"jobs must be >= 0 (0: automatic) and jobs_per_gpu >= 1, not {jobs} and {jobs_per_gpu}"
         )
     t0 = time.perf_counter()
-    build = Path(build_dir) if build_dir else Path(__file__).resolve().parents[1] / "_build"
+    build = Path(build_dir) if build_dir else REPO_ROOT / "_build"  # setup's default
     # a Slurm job trains on its node's GPU unless told the CPU: plan the keys for that device
     cpu = str((overrides or {}).get("device", "auto")) == "cpu"
     device = ("cpu" if cpu else "cuda") if executor == "slurm" else None
