@@ -56,7 +56,7 @@ check-book: venv ## open every page of _build/html in headless Chromium (after m
 	  $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
-	$(PY) -m ecgrepro.checkbook _build/html --screenshots _build/screenshots
+	$(PY) -m ecgrepro.book.checkbook _build/html --screenshots _build/screenshots
 
 test: venv vendor ## run the unit tests on the real sample (the smoke run is `make smoke`)
 	$(VENV)/bin/ruff check ecgrepro tests
@@ -92,7 +92,7 @@ bench: venv ## training-speed benchmark: records/s, FLOPs, share outside forward
 
 # Table 2 (PROFILE=quick) executed twice, retraining every model, into two build folders of its
 # own (their signal caches too); every CSV it writes must be the same byte for byte (~15 min).
-REPRO_RUN := import sys; from pathlib import Path; from ecgrepro.cli import execute_notebooks; \
+REPRO_RUN := import sys; from pathlib import Path; from ecgrepro.book.runner import execute_notebooks; \
   from ecgrepro.config import find_data_root; execute_notebooks(sys.argv[1], {"retrain": True}, \
   find_data_root(sys.argv[2] or None), Path(sys.argv[3]).resolve(), ["table2_generalisation"])
 

@@ -50,6 +50,28 @@ def valid_mask(n_samples: int, n_valid: int | None = None) -> np.ndarray:
     return np.arange(n_samples) >= n_samples - n_valid
 
 
+def valid_masks(n_valid, n_samples: int) -> np.ndarray:
+    """Which samples of each input belong to its record (not to the front padding).
+
+    Parameters
+    ----------
+    n_valid : array-like of int, shape (n,)
+        Samples of signal at the end of each input, each in [1, n_samples].
+    n_samples : int
+        Input length.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n, n_samples)
+
+    Raises
+    ------
+    ValueError
+        If a length is outside [1, n_samples].
+    """
+    return np.stack([valid_mask(n_samples, int(v)) for v in np.asarray(n_valid)])
+
+
 def valid_lengths(n_valid, shape: tuple[int, ...], n_samples: int) -> np.ndarray:
     """Valid samples per record, broadcast to ``shape`` and checked.
 

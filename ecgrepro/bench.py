@@ -41,14 +41,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ecgrepro.models import resnet34
-from ecgrepro.train import (
-    Samples,
-    autocast,
-    deterministic_algorithms,
-    init_distributed,
-    train_one_epoch,
-    train_step,
-)
+from ecgrepro.runtime import autocast, deterministic_algorithms, init_distributed
+from ecgrepro.train import Samples, train_one_epoch, train_step
 
 SIZES = {"quick": 1000, "paper": 15000}
 #: Records of the paper's reproduction: 21,541 mapped PTB-XL + 6,877 CPSC 2018.

@@ -16,7 +16,7 @@ entry in :data:`MODELS` (and, where it needs one, in :data:`DERIVED`), and its
 pages in :data:`PAGE_MODELS`.
 
 The specs are those the pages built before the catalogue existed, field for
-field, so every artifact keeps its key (:func:`ecgrepro.pipeline.artifact_key`).
+field, so every artifact keeps its key (:func:`ecgrepro.artifacts.artifact_key`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class TrainingSpec:
         ``resnet34`` (the paper's model) or ``lstm_<lead>`` (Companion B's
         :class:`ecgrepro.models.LeadLSTM` on one lead, e.g. ``lstm_II``).
     amp : {"off", "bf16"}
-        Mixed precision of training and scoring (:func:`ecgrepro.train.autocast`);
+        Mixed precision of training and scoring (:func:`ecgrepro.runtime.autocast`);
         ``off`` is the published code's float32.
     compile : bool
         Train and score :func:`torch.compile` d copies of the model.

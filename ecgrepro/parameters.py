@@ -32,7 +32,7 @@ from ecgrepro.config import LEADS
 KINDS = ("int", "float", "bool", "str", "list of int")
 
 #: Allowed strings of the ``str`` parameters with choices (``lstm_lead``: :data:`LEADS`).
-AMP = ("off", "bf16")  # ecgrepro.train.AMP_MODES
+AMP = ("off", "bf16")  # ecgrepro.runtime.AMP_MODES
 MAPPINGS = ("published", "rhythm-aware")  # ecgrepro.data.labels.MAPPING_FILES
 BASELINES = ("zeros", "mean")
 STAGES = ("layer1", "layer2", "layer3", "layer4")

@@ -46,7 +46,7 @@ def page_parameters(profile: str, page: str, overrides: Mapping | None = None) -
     """A page's parameters under a profile, with ``overrides``, checked.
 
     Only the parameters the page's notebook declares are kept, as the book runner
-    passes them (:func:`ecgrepro.cli.execute_notebooks`): a ``-p amp bf16`` that no
+    passes them (:func:`ecgrepro.book.runner.execute_notebooks`): a ``-p amp bf16`` that no
     page declares changes no page's model, so it changes no row of the plan either.
 
     Raises
@@ -132,7 +132,7 @@ def training_plan(
         first page asking; a model trained on CPSC alone is the same under both),
         ``train_on``, ``epochs``, ``train_records`` (records of its training
         folds), ``records_seen`` (epochs x train records), ``key``, ``stored``
-        (the artifact passes :func:`ecgrepro.pipeline.check_artifact`), ``parent``
+        (the artifact passes :func:`ecgrepro.artifacts.check_artifact`), ``parent``
         (the artifact it starts from, or empty), ``pages``.
 
     Raises
@@ -142,7 +142,7 @@ def training_plan(
     KeyError
         For a page without an entry in :data:`ecgrepro.catalogue.PAGE_MODELS`.
     """
-    from ecgrepro.pipeline import ArtifactError, check_artifact
+    from ecgrepro.artifacts import ArtifactError, check_artifact
 
     opened: dict = {}
     rows: dict[str, dict] = {}

@@ -2,7 +2,7 @@
 
 ``ecgrepro export DIR`` writes every model artifact stored under
 ``<build>/artifacts/`` (:func:`ecgrepro.pipeline.get_model`) that passes its
-check (:func:`ecgrepro.pipeline.check_artifact`) into ``DIR/<name>-<key>/``:
+check (:func:`ecgrepro.artifacts.check_artifact`) into ``DIR/<name>-<key>/``:
 
 - ``model.safetensors``: the weights, as :mod:`safetensors` tensors (no pickle);
 - ``meta.json``: the artifact's metadata (spec, key, parent key, best epoch,
@@ -38,9 +38,9 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from ecgrepro.artifacts import ArtifactError, check_artifact, store_artifact
 from ecgrepro.config import REPO_ROOT
 from ecgrepro.data.signals import file_sha256, lock_for
-from ecgrepro.pipeline import ArtifactError, check_artifact, store_artifact
 
 #: Format of ``manifest.json``; bumped when the layout changes.
 RELEASE_FORMAT = 1
@@ -119,7 +119,7 @@ def export_models(build_dir: Path, out_dir: Path, log=print) -> ReleaseReport:
 
     Notes
     -----
-    An artifact that fails :func:`ecgrepro.pipeline.check_artifact`, or whose
+    An artifact that fails :func:`ecgrepro.artifacts.check_artifact`, or whose
     weights cannot be read with ``torch.load(..., weights_only=True)``, is left
     out and listed in the report; the release holds only verified models.
     """

@@ -5,10 +5,8 @@ best-validation-mean-F1 checkpoint (METHODS.md, "Input and training").
 from __future__ import annotations
 
 import copy
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +15,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ecgrepro.augment import apply_augmentation, draw_augmentation
 from ecgrepro.data import ECGDataset
 from ecgrepro.metrics import f1_optimal_thresholds, per_class_metrics
-
-#: Probability that each augmentation is applied to a record: P(N(0, 1) > 0.5).
-AUGMENT_PROBABILITY = 0.3085375387259869
+from ecgrepro.runtime import (
+    DistContext,
+    autocast,
+    check_amp,
+    deterministic_algorithms,
+    rank_seed,
+    resolve_sync_bn,
+    shard_bounds,
+)
 
 
 @dataclass
@@ -102,348 +107,6 @@ class Samples:
             block[order] = self.parts[p][rows[order]]
             out[sel] = block
         return out
-
-
-@dataclass
-class AugmentDraw:
-    """The random draws of :func:`augment` for a batch, apart from the signals they apply to.
-
-    Drawing and applying are separate so that the processes of a distributed
-    training can each draw the whole global batch's augmentation (the same
-    generator calls as one process) and apply only the rows of their shard.
-
-    Attributes
-    ----------
-    scale : numpy.ndarray, shape (batch,), bool
-        Records whose leads are scaled.
-    factors : numpy.ndarray, shape (batch, 12, 1), float32
-        Per-lead factor, N(1, 0.1); 1 where ``scale`` is False.
-    shift : numpy.ndarray, shape (batch,), bool
-        Records whose leads are shifted.
-    offsets : numpy.ndarray, shape (batch, 12, 1), float32, mV
-        Per-lead offset in {-20, ..., 19} / 1000 mV; 0 where ``shift`` is False.
-    """
-
-    scale: np.ndarray
-    factors: np.ndarray
-    shift: np.ndarray
-    offsets: np.ndarray
-
-    def take(self, rows: np.ndarray) -> AugmentDraw:
-        """The draws of records ``rows`` (an index array into the batch)."""
-        return AugmentDraw(
-            self.scale[rows], self.factors[rows], self.shift[rows], self.offsets[rows]
-        )
-
-
-def draw_augmentation(rng: np.random.Generator, batch: int, leads: int = 12) -> AugmentDraw:
-    """Draw the published augmentation of ``batch`` records (see :func:`augment`).
-
-    The generator is called exactly as the published recipe does, in this order:
-    ``standard_normal(batch)`` (scale?), the factors of the scaled records,
-    ``standard_normal(batch)`` (shift?), the offsets of the shifted records.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    batch : int
-        Records to draw for.
-    leads : int
-        Leads per record (12).
-
-    Returns
-    -------
-    AugmentDraw
-    """
-    scale = rng.standard_normal(batch) > 0.5
-    factors = np.ones((batch, leads, 1), np.float32)
-    if scale.any():
-        factors[scale] = rng.normal(1.0, 0.1, size=(int(scale.sum()), leads, 1)).astype(np.float32)
-    shift = rng.standard_normal(batch) > 0.5
-    offsets = np.zeros((batch, leads, 1), np.float32)
-    if shift.any():
-        offsets[shift] = (rng.integers(-20, 20, size=(int(shift.sum()), leads, 1)) / 1000).astype(
-            np.float32
-        )
-    return AugmentDraw(scale, factors, shift, offsets)
-
-
-def apply_augmentation(
-    x: np.ndarray, draw: AugmentDraw, n_valid: np.ndarray | None = None
-) -> np.ndarray:
-    """Apply drawn augmentation to a batch, in place: scale, then shift the signal only.
-
-    Parameters
-    ----------
-    x : numpy.ndarray, shape (batch, 12, n_samples), float32, mV
-        Modified in place.
-    draw : AugmentDraw
-        Of the same ``batch`` records.
-    n_valid : numpy.ndarray, shape (batch,), int, optional
-        Samples of each record that are signal (the rest, at the front, is
-        padding, which stays 0). None: all ``n_samples``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``x``.
-    """
-    length = x.shape[-1]
-    if draw.scale.any():
-        x[draw.scale] *= draw.factors[draw.scale]
-    shift = draw.shift
-    if shift.any():
-        offset = draw.offsets[shift]
-        if n_valid is None:
-            x[shift] += offset
-        else:
-            first = length - np.asarray(n_valid)[shift]  # first valid sample of each record
-            signal = np.arange(length)[None, :] >= first[:, None]
-            x[shift] += offset * signal[:, None, :]
-    return x
-
-
-def augment(
-    x: np.ndarray, rng: np.random.Generator, n_valid: np.ndarray | None = None
-) -> np.ndarray:
-    """The published code's training augmentation, per record, on the signal only.
-
-    With probability P(N(0,1) > 0.5) ~ 0.31 each: every lead scaled by its own
-    factor from N(1, 0.1); every lead shifted by its own constant offset drawn
-    uniformly from {-20, ..., 19} / 1000 mV. The published code augments the
-    record as read, before it is zero-padded to the input length (METHODS.md,
-    "Input and training"), so the padding stays exactly 0: here the offset is
-    added to the last ``n_valid`` samples only (scaling leaves zeros at 0).
-    :func:`draw_augmentation` then :func:`apply_augmentation`.
-
-    Parameters
-    ----------
-    x : numpy.ndarray, shape (batch, 12, n_samples), float32, mV
-        Modified in place.
-    rng : numpy.random.Generator
-    n_valid : numpy.ndarray, shape (batch,), int, optional
-        Samples of each record that are signal (the rest, at the front, is
-        padding). None: all ``n_samples``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``x``.
-    """
-    return apply_augmentation(x, draw_augmentation(rng, x.shape[0], x.shape[1]), n_valid)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` intra-op CPU threads, then restore the previous number.
-
-    An LSTM's thousand small sequential steps run faster on one thread than on
-    two (measured: ~0.6 s against ~1 s per batch of 32 records of 1,000 steps,
-    2 cores), and much faster when another process shares the cores.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def select_device(device: str = "auto") -> torch.device:
-    """``"auto"`` gives CUDA when present, else CPU; any other value is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-#: Mixed-precision modes: ``off`` (float32, the published code) or ``bf16`` (bfloat16 autocast).
-AMP_MODES = ("off", "bf16")
-
-#: cuBLAS workspace setting that makes its matmuls deterministic (CUDA >= 10.2); see
-#: https://docs.nvidia.com/cuda/cublas/index.html#results-reproducibility
-CUBLAS_DETERMINISTIC = ":4096:8"
-
-
-def check_amp(amp: str | bool) -> str:
-    """The mixed-precision mode as one of :data:`AMP_MODES` (True/False: ``bf16``/``off``).
-
-    Raises
-    ------
-    ValueError
-        For any other value.
-    """
-    if isinstance(amp, bool):
-        return "bf16" if amp else "off"
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
-    return amp
-
-
-def autocast(device: torch.device | str, amp: str | bool = "off") -> torch.autocast:
-    """bfloat16 autocast on ``device``'s type when ``amp`` is ``bf16``, else a no-op context.
-
-    Under autocast torch's op lists decide the precision op by op: the
-    convolutions and the linear layer run in bfloat16 (and batch norm on their
-    bfloat16 outputs, accumulating in float32), the loss in float32; weights,
-    gradients and the optimiser's state stay float32. Not in the published code.
-    """
-    device = torch.device(device)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=check_amp(amp) == "bf16")
-
-
-@contextmanager
-def deterministic_algorithms(enabled: bool = True, warn_only: bool = True) -> Iterator[None]:
-    """Run a block with torch's deterministic algorithms, then restore the previous settings.
-
-    Sets :func:`torch.use_deterministic_algorithms`, cuDNN's ``deterministic``
-    (and ``benchmark`` off: autotuning may pick other kernels run to run) and
-    oneDNN's ``deterministic``; on CUDA it sets ``CUBLAS_WORKSPACE_CONFIG`` to
-    :data:`CUBLAS_DETERMINISTIC` if unset (cuBLAS reads it when the process
-    first uses it, so set it before any CUDA work to be sure).
-
-    Parameters
-    ----------
-    enabled : bool
-        False: the block runs with the settings it finds (nothing is changed).
-    warn_only : bool
-        True: an operation with no deterministic implementation warns instead
-        of raising. On CUDA this model has one: the backward of
-        ``AdaptiveMaxPool1d`` (its head), which scatters gradients with atomic
-        adds; with an output of length 1 each (record, channel) adds once into
-        one sample, so the sum cannot be reordered (an inference from the
-        kernel, not measured here). On the CPU every operation of the training
-        loop has a deterministic implementation.
-    """
-    if not enabled:
-        yield
-        return
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.mkldnn.deterministic,
-    )
-    env_before = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    if torch.cuda.is_available() and env_before is None:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC
-    torch.use_deterministic_algorithms(True, warn_only=warn_only)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    torch.backends.mkldnn.deterministic = True
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:4]
-        torch.backends.mkldnn.deterministic = before[4]
-        if env_before is None:
-            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process stands in a :mod:`torch.distributed` training.
-
-    Attributes
-    ----------
-    rank : int
-        This process's rank (0: the one that validates and writes).
-    world_size : int
-        Number of processes; 1: no process group.
-    local_rank : int
-        Rank on this machine (the CUDA device index).
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """True on rank 0."""
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every process (nothing without a process group)."""
-        if self.world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-
-
-def init_distributed(device: str = "auto") -> tuple[DistContext, torch.device]:
-    """Join the process group that ``torchrun`` describes in the environment, if any.
-
-    ``torchrun --nproc_per_node N`` sets ``RANK``, ``WORLD_SIZE``,
-    ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; the group is
-    initialised from them (``env://``) with NCCL on CUDA devices (process
-    ``LOCAL_RANK`` on device ``cuda:LOCAL_RANK``) and gloo on CPUs. Without
-    ``WORLD_SIZE`` no group is made: a plain single process.
-
-    Parameters
-    ----------
-    device : str
-        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-
-    Returns
-    -------
-    DistContext
-    torch.device
-        The device this process trains on.
-    """
-    dev = select_device(device)
-    if "WORLD_SIZE" not in os.environ:
-        return DistContext(), dev
-    world = int(os.environ["WORLD_SIZE"])
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if dev.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
-        dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    if not torch.distributed.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(
-            backend, init_method="env://", rank=rank, world_size=world
-        )
-    return DistContext(rank, world, local), dev
-
-
-def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
-    """This rank's contiguous part ``[lo, hi)`` of a global batch of ``n`` records.
-
-    Parts differ in size by at most one (``numpy.array_split``'s rule); a rank
-    may get none when ``n < world_size`` (the last batch of an epoch).
-    """
-    base, extra = divmod(n, world_size)
-    lo = rank * base + min(rank, extra)
-    return lo, lo + base + (rank < extra)
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """Seed of torch's generator (dropout) on ``rank``: ``seed`` on rank 0, an independent
-    stream (:class:`numpy.random.SeedSequence` of ``(seed, rank)``) on the others."""
-    if rank == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def resolve_sync_bn(sync_bn: bool | None, device: torch.device, world_size: int) -> bool:
-    """Whether batch norm is synchronised across processes.
-
-    ``None`` (auto): on CUDA with more than one process. torch's
-    :class:`torch.nn.SyncBatchNorm` runs on GPUs only.
-
-    Raises
-    ------
-    ValueError
-        If ``sync_bn`` is True for CPU processes.
-    """
-    if world_size < 2:
-        return False
-    if sync_bn is None:
-        return device.type == "cuda"
-    if sync_bn and device.type != "cuda":
-        raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only (gloo/CPU: use False)")
-    return bool(sync_bn)
 
 
 @torch.no_grad()
@@ -727,7 +390,7 @@ def train_model(
     deterministic : bool
         Run under :func:`deterministic_algorithms` (restored afterwards).
     dist : DistContext, optional
-        A distributed training (:func:`init_distributed`): a copy of the
+        A distributed training (:func:`ecgrepro.runtime.init_distributed`): a copy of the
         model is wrapped in :class:`torch.nn.parallel.DistributedDataParallel`, each
         process trains on its shard of every global batch, and only rank 0
         validates and keeps the best checkpoint while the others wait. None:
@@ -750,7 +413,7 @@ def train_model(
     ValueError
         If ``epochs`` or ``batch_size`` is not an integer >= 1, ``batch_size``
         is not a multiple of the number of processes, or ``amp`` is not a mode
-        of :data:`AMP_MODES`.
+        of :data:`ecgrepro.runtime.AMP_MODES`.
     RuntimeError
         If (on rank 0) the kept weights are empty or do not hold the model's
         keys: no model is ever returned, or stored, as trained without weights.

@@ -30,7 +30,8 @@ WRITE_EVENTS = {"os.rename", "os.remove", "os.rmdir", "os.truncate", "shutil.rmt
 
 def grads(out: Path) -> None:
     from ecgrepro.models import resnet34
-    from ecgrepro.train import init_distributed, shard_bounds, train_step
+    from ecgrepro.runtime import init_distributed, shard_bounds
+    from ecgrepro.train import train_step
 
     dist, device = init_distributed("cpu")
     torch.manual_seed(0)

@@ -25,11 +25,12 @@ import pytest
 import scipy.io
 import torch
 
+from ecgrepro.artifacts import ArtifactError, _load_artifact
 from ecgrepro.data import RecordError, cpsc, load_cpsc, load_ptbxl, ptbxl
 from ecgrepro.data.errors import CorruptCacheWarning, LabelFileError
 from ecgrepro.data.records import read_cpsc_original
 from ecgrepro.explain.store import cached
-from ecgrepro.pipeline import ArtifactError, _load_artifact, build_model, get_model
+from ecgrepro.pipeline import build_model, get_model
 from ecgrepro.train import Samples
 
 # mini_root lacks almost every listed record: the warning is tested in test_data_loaders.py

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgrepro.checkbook import (
+from ecgrepro.book.checkbook import (
     ChromiumNotFoundError,
     check_book,
     find_chromium,
@@ -205,7 +205,7 @@ def test_a_missing_chromium_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(ChromiumNotFoundError, match="no-chromium"):
         find_chromium()
     monkeypatch.delenv("CHROMIUM")
-    monkeypatch.setattr("ecgrepro.checkbook.CHROMIUM_CANDIDATES", (str(tmp_path / "x"),))
+    monkeypatch.setattr("ecgrepro.book.checkbook.CHROMIUM_CANDIDATES", (str(tmp_path / "x"),))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ChromiumNotFoundError, match="apt-get install chromium chromium-driver"):
         find_chromium()
@@ -333,4 +333,3 @@ def test_math_typeset_by_the_vendored_mathjax_passes(tmp_path):
     write(tmp_path / "html", "index.html", page("math", body, head))
     report = check_book(tmp_path / "html", chromium=CHROMIUM)
     assert report.problems == [], format_report(report)
-

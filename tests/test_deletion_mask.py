@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from ecgrepro.artifacts import artifact_key
 from ecgrepro.explain.deletion_mask import (
     bin_grid,
     deletion_mask,
@@ -17,7 +18,7 @@ from ecgrepro.explain.deletion_mask import (
     valid_bins,
 )
 from ecgrepro.models import LeadLSTM
-from ecgrepro.pipeline import TrainingSpec, artifact_key, build_model, lstm_spec
+from ecgrepro.pipeline import TrainingSpec, build_model, lstm_spec
 
 FS = 100.0
 

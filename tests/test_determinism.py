@@ -8,7 +8,7 @@ import torch
 
 from ecgrepro.data import ECGDataset, SkipReport
 from ecgrepro.pipeline import build_model, get_model, paper_specs, replicate
-from ecgrepro.train import deterministic_algorithms
+from ecgrepro.runtime import deterministic_algorithms
 
 FS_HZ, N_SAMPLES = 100, 256  # 2.56 s at 100 Hz: seconds per training on 2 cores
 

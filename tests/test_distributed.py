@@ -18,15 +18,10 @@ import pytest
 import torch
 
 from ecgrepro import cli
-from ecgrepro.pipeline import artifact_key, paper_specs, setup
-from ecgrepro.train import (
-    DistContext,
-    Samples,
-    resolve_sync_bn,
-    shard_batch,
-    shard_bounds,
-    train_model,
-)
+from ecgrepro.artifacts import artifact_key
+from ecgrepro.pipeline import paper_specs, setup
+from ecgrepro.runtime import DistContext, resolve_sync_bn, shard_bounds
+from ecgrepro.train import Samples, shard_batch, train_model
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

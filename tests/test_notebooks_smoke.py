@@ -1,7 +1,7 @@
 """The smoke run (``make smoke``): every page at the paper's input shapes, on tiny data.
 
 Marked ``notebooks`` (``make smoke`` runs them; ``make test`` deselects them). The pages run
-through the book's own runner (:func:`ecgrepro.cli.execute_notebooks`) with the ``smoke``
+through the book's own runner (:func:`ecgrepro.book.runner.execute_notebooks`) with the ``smoke``
 profile of ``ecgrepro/profiles.yml``: the paper's 500 Hz and 15,000 samples (PTB-XL's 10 s
 records front-padded to 30 s, read from ``records500``; CPSC's 500 Hz records), ``device: auto``
 (the CPU fallback where no GPU is present), 1 epoch and a few records per explanation. They run
@@ -23,7 +23,7 @@ import time
 import pandas as pd
 import pytest
 
-from ecgrepro.cli import build_html, execute_notebooks, stage_book, toc_notebooks
+from ecgrepro.book.runner import build_html, execute_notebooks, stage_book, toc_notebooks
 from ecgrepro.config import REPO_ROOT
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]

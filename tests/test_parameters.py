@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from ecgrepro import cli
+from ecgrepro import cli, overrides
+from ecgrepro.book import runner
 from ecgrepro.config import LEADS, PROFILES_FILE, REPO_ROOT, load_profiles
 from ecgrepro.parameters import (
     AMP,
@@ -25,7 +26,7 @@ from ecgrepro.parameters import (
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 PROFILES = load_profiles()
-PAGES = cli.book_pages()
+PAGES = runner.book_pages()
 
 
 def declared(nb) -> dict:
@@ -61,7 +62,7 @@ def test_every_row_has_a_type_a_range_and_a_meaning():
 
 def test_choices_follow_the_code():
     from ecgrepro.data.labels import MAPPING_FILES
-    from ecgrepro.train import AMP_MODES
+    from ecgrepro.runtime import AMP_MODES
 
     assert set(MAPPINGS) == set(MAPPING_FILES)
     assert AMP == AMP_MODES
@@ -161,16 +162,16 @@ def test_cuda_without_a_gpu_is_an_error_naming_the_parameter():
 
 
 def test_parse_value_reads_scientific_notation_as_a_float():
-    assert cli.parse_value("1e-4") == 1e-4 and type(cli.parse_value("1e-4")) is float
-    assert cli.parse_value("2E3") == 2000.0 and cli.parse_value("1.5e4") == 15000.0
-    assert type(cli.parse_value("5")) is int and cli.parse_value("0.5") == 0.5
-    assert cli.parse_value("true") is True and cli.parse_value("false") is False
-    assert cli.parse_value("[4, 6]") == [4, 6]
-    assert cli.parse_value("cpu") == "cpu" and cli.parse_value("five") == "five"
+    assert overrides.parse_value("1e-4") == 1e-4 and type(overrides.parse_value("1e-4")) is float
+    assert overrides.parse_value("2E3") == 2000.0 and overrides.parse_value("1.5e4") == 15000.0
+    assert type(overrides.parse_value("5")) is int and overrides.parse_value("0.5") == 0.5
+    assert overrides.parse_value("true") is True and overrides.parse_value("false") is False
+    assert overrides.parse_value("[4, 6]") == [4, 6]
+    assert overrides.parse_value("cpu") == "cpu" and overrides.parse_value("five") == "five"
     # a string parameter keeps what was typed
-    assert cli.parse_parameter("amp", "off") == "off"
-    assert cli.parse_parameter("lstm_lead", "II") == "II"
-    assert cli.parse_parameter("lr", "1e-4") == 1e-4
+    assert overrides.parse_parameter("amp", "off") == "off"
+    assert overrides.parse_parameter("lstm_lead", "II") == "II"
+    assert overrides.parse_parameter("lr", "1e-4") == 1e-4
 
 
 @pytest.fixture()
@@ -181,6 +182,7 @@ def no_data(tmp_path, monkeypatch):
         raise AssertionError("the data root was looked for")
 
     monkeypatch.setattr(cli, "find_data_root", reached)
+    monkeypatch.setattr(runner, "find_data_root", reached)
     root = tmp_path / "empty-data"
     root.mkdir()
     return root
@@ -222,11 +224,11 @@ def test_the_book_checks_every_page_before_running_any(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: ran.append(a))
     with pytest.raises(ParameterError, match=r"^parameter blur_hz \(page companion_b_deletion"):
-        cli.execute_notebooks("quick", {"blur_hz": 50}, tmp_path, tmp_path / "build")
+        runner.execute_notebooks("quick", {"blur_hz": 50}, tmp_path, tmp_path / "build")
     with pytest.raises(ParameterError, match=r"^parameters fs_hz and window_s \(page table2_"):
-        cli.execute_notebooks("quick", {"window_s": 0.015}, tmp_path, tmp_path / "build")
+        runner.execute_notebooks("quick", {"window_s": 0.015}, tmp_path, tmp_path / "build")
     with pytest.raises(ParameterError, match=r"^unknown profile 'fast'"):
-        cli.execute_notebooks("fast", {}, tmp_path, tmp_path / "build")
+        runner.execute_notebooks("fast", {}, tmp_path, tmp_path / "build")
     assert ran == [] and not (tmp_path / "build").exists()
 
 
@@ -282,40 +284,45 @@ def test_an_unknown_page_in_only_is_one_line_before_anything_runs(tmp_path, no_d
     assert all(page in err for page in PAGES)
     assert not build.exists()
     with pytest.raises(ParameterError, match="no_such_page"):
-        cli.execute_notebooks("quick", {}, no_data, build, only=["table1_dataset", "no_such_page"])
+        runner.execute_notebooks(
+            "quick", {}, no_data, build, only=["table1_dataset", "no_such_page"]
+        )
 
 
 def test_the_toc_keeps_every_page_when_all_were_executed(tmp_path):
     out = tmp_path / "_toc.yml"
-    assert cli.stage_toc(REPO_ROOT / "_toc.yml", out, PAGES) == []
+    assert runner.stage_toc(REPO_ROOT / "_toc.yml", out, PAGES) == []
     assert out.read_bytes() == (REPO_ROOT / "_toc.yml").read_bytes()
     config = tmp_path / "_config.yml"
-    cli.stage_config(REPO_ROOT / "_config.yml", config, partial=False)
+    runner.stage_config(REPO_ROOT / "_config.yml", config, partial=False)
     assert config.read_bytes() == (REPO_ROOT / "_config.yml").read_bytes()
 
 
 def test_the_toc_of_a_partial_build_lists_only_the_executed_pages(tmp_path):
     out = tmp_path / "_toc.yml"
     executed = ["table2_generalisation", "table1_dataset"]
-    left_out = cli.stage_toc(REPO_ROOT / "_toc.yml", out, executed)
+    left_out = runner.stage_toc(REPO_ROOT / "_toc.yml", out, executed)
     assert left_out == [p for p in PAGES if p not in executed]  # in the book's order
     toc, full = (
         yaml.safe_load(out.read_text()),
         yaml.safe_load((REPO_ROOT / "_toc.yml").read_text()),
     )
-    assert cli.toc_notebooks(out) == ["notebooks/table1_dataset", "notebooks/table2_generalisation"]
+    assert runner.toc_notebooks(out) == [
+        "notebooks/table1_dataset",
+        "notebooks/table2_generalisation",
+    ]
     assert toc["root"] == full["root"] and toc["format"] == full["format"]
     book = [c["file"] for c in full["chapters"] if not c["file"].startswith("notebooks/")]
     assert [c["file"] for c in toc["chapters"] if c["file"] in book] == book  # kept, in order
     config = tmp_path / "_config.yml"
-    cli.stage_config(REPO_ROOT / "_config.yml", config, partial=True)
+    runner.stage_config(REPO_ROOT / "_config.yml", config, partial=True)
     staged, original = (
         yaml.safe_load(config.read_text()),
         yaml.safe_load((REPO_ROOT / "_config.yml").read_text()),
     )
     suppressed = staged["sphinx"]["config"].pop("suppress_warnings")
     kept = original["sphinx"]["config"].pop("suppress_warnings")
-    assert suppressed == kept + list(cli.PARTIAL_BOOK_SUPPRESSED)
+    assert suppressed == kept + list(runner.PARTIAL_BOOK_SUPPRESSED)
     assert staged == original  # nothing else changes
 
 
@@ -324,7 +331,7 @@ def test_stage_book_names_the_pages_left_out(tmp_path, capsys):
     executed = build / "src" / "notebooks" / "table1_dataset.ipynb"
     executed.parent.mkdir(parents=True)
     executed.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
-    src = cli.stage_book(build, mathjax=False)
-    assert cli.toc_notebooks(src / "_toc.yml") == ["notebooks/table1_dataset"]
+    src = runner.stage_book(build, mathjax=False)
+    assert runner.toc_notebooks(src / "_toc.yml") == ["notebooks/table1_dataset"]
     lines = [line for line in capsys.readouterr().out.splitlines() if "left out" in line]
     assert len(lines) == 1 and lines[0].endswith(", ".join(PAGES[1:]))

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecgrepro.artifacts import artifact_key
 from ecgrepro.data import ECGDataset, SkipReport
-from ecgrepro.pipeline import artifact_key, get_model, paper_specs
+from ecgrepro.pipeline import get_model, paper_specs
 
 
 def fake_dataset(name, n=12, length=128, cache_key="abc", seed=0):

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ecgrepro.models import resnet34
-from ecgrepro.train import Samples, autocast, check_amp, predict_scores, train_model
+from ecgrepro.runtime import autocast, check_amp
+from ecgrepro.train import Samples, predict_scores, train_model
 
 #: Largest bf16 change of a logit, relative to the largest logit. bfloat16 keeps 8 significant
 #: bits (a rounding step of 2^-8 = 0.39% of the value); the convolutions accumulate in float32,

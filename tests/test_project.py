@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ecgrepro.cli import toc_notebooks
+from ecgrepro.book.runner import toc_notebooks
 from ecgrepro.config import REPO_ROOT, DataNotFoundError, find_data_root, load_profiles
 
 
@@ -69,7 +69,7 @@ def test_a_profile_lists_only_pages_the_defaults_know(tmp_path):
 
 
 def test_a_page_names_the_overrides_it_ran_with():
-    from ecgrepro.cli import profile_label
+    from ecgrepro.book.runner import profile_label
 
     assert profile_label("quick", {}) == "quick"
     assert (
@@ -111,7 +111,7 @@ def test_table3_defaults_are_the_papers_settings():
 
 
 def test_page_times_are_merged_and_tabulated(tmp_path):
-    from ecgrepro.cli import page_times_markdown, read_page_times, record_page_time
+    from ecgrepro.book.runner import page_times_markdown, read_page_times, record_page_time
 
     path = tmp_path / "tables" / "page_times.csv"
     record_page_time(path, "table1_dataset", 3.2)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ecgrepro import cli
-from ecgrepro.pipeline import check_artifact, get_model
+from ecgrepro.artifacts import check_artifact
+from ecgrepro.pipeline import get_model
 from ecgrepro.release import ReleaseError, export_models, import_models, verify_release
 from ecgrepro.train import Samples
 

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgrepro.cli import hide_injected_parameters
-from ecgrepro.report import (
+from ecgrepro.book.report import (
     PAGE_ENV,
     check_pdf,
     clear_run_facts,
@@ -22,6 +21,7 @@ from ecgrepro.report import (
     write_run_facts,
     write_run_report,
 )
+from ecgrepro.book.runner import hide_injected_parameters
 
 
 def _notebook(params: dict, duration: float | None, injected: bool = True) -> dict:
@@ -162,3 +162,4 @@ def test_check_pdf_counts_pages_and_images(tmp_path):
         check_pdf(good, min_pages=5, min_images=0)
     with pytest.raises(FileNotFoundError):
         check_pdf(tmp_path / "absent.pdf", 1, 0)
+

@@ -3,9 +3,10 @@
 import numpy as np
 import torch
 
+from ecgrepro.augment import AUGMENT_PROBABILITY, augment
 from ecgrepro.evaluate import evaluate
 from ecgrepro.models import resnet34
-from ecgrepro.train import AUGMENT_PROBABILITY, Samples, augment, train_model
+from ecgrepro.train import Samples, train_model
 
 
 def toy_samples(n=24, length=256, seed=0, aug=True):

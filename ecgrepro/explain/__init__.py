@@ -1,8 +1,11 @@
 """Explanations of the trained models: SHAP per lead (Figures 2-5) and Grad-CAM (Figures 6-8).
 
-- :mod:`ecgrepro.explain.shapley`: GradientExplainer per lead as the published
-  code, and the exact Shapley values of two lead games (12 leads; the 8
-  independent leads), which are different games from GradientExplainer's;
+- :mod:`ecgrepro.explain.shapley`: the SHAP panels of Figures 2-5 and their
+  readings; it re-exports :mod:`ecgrepro.explain.shap_leads` (GradientExplainer
+  per lead as the published code, and the principled variant) and
+  :mod:`ecgrepro.explain.lead_games` (the exact Shapley values of two lead games,
+  12 leads and the 8 independent leads, which are different games from
+  GradientExplainer's);
 - :mod:`ecgrepro.explain.gradcam`: 1-D Grad-CAM (time-localised, Selvaraju et
   al. 2017) beside the published code's channel-pooled variant, and the share
   of Grad-CAM mass inside QRS complexes;

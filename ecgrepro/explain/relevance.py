@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgrepro.beats import valid_mask
+from ecgrepro.beats import valid_masks
 from ecgrepro.explain.zennit_compat import import_zennit
 from ecgrepro.metrics import percentile_interval
 from ecgrepro.models import BasicBlock1d
@@ -282,11 +282,6 @@ def canonizer_check(model: nn.Module, x: np.ndarray | torch.Tensor) -> dict[str,
         "max_change_after": float((after - before).abs().max()),
         "parameters_restored": float(restored),
     }
-
-
-def valid_masks(n_valid: np.ndarray, n_samples: int) -> np.ndarray:
-    """(n, n_samples) bool: True on each record's signal, False on its front padding."""
-    return np.stack([valid_mask(n_samples, int(v)) for v in np.asarray(n_valid)])
 
 
 def record_means(relevance: np.ndarray, n_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
