@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,11 @@ def test_notebooks_are_clean_and_parameterised(name):
     assert not any(line.lstrip().startswith(("def ", "class ")) for line in lines), (
         "no def/class in notebooks"
     )
+    # the run cost in "About this page" is this run's, measured, never typed
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "**Run cost:** this run: {glue:text}`run_cost`" in text
+    assert f'glue("run_cost", run_cost("{Path(name).name}", globals())' in "\n".join(lines)
+    assert not re.search(r"\bcommit [0-9a-f]{7}\b", text), "no typed commit in the prose"
 
 
 def test_notebook_defaults_are_the_papers_settings():

@@ -163,3 +163,20 @@ def test_check_pdf_counts_pages_and_images(tmp_path):
     with pytest.raises(FileNotFoundError):
         check_pdf(tmp_path / "absent.pdf", 1, 0)
 
+
+def test_run_cost_is_measured_from_the_first_cell(monkeypatch):
+    from types import SimpleNamespace
+
+    from ecgrepro.book import report
+
+    with pytest.raises(RuntimeError, match="never_started"):
+        report.run_cost("never_started", {})
+    monkeypatch.setattr(report, "parameter_names", lambda page: ["profile"])
+    page_parameters("some_page", {"profile": "quick"})
+    report._PAGE_STARTED["some_page"] -= 120.0  # as if the page had run for two minutes
+    text = report.run_cost("some_page", {"profile": "quick", "pipe": SimpleNamespace(device="cpu")})
+    seconds = float(text.split(" s ")[0])
+    assert 120.0 <= seconds < 180.0
+    assert "(2.0 min)" in text or "(2.1 min)" in text
+    assert "quick profile on cpu" in text and "commit " in text
+    assert "no model" in report.run_cost("some_page", {"profile": "quick"})

@@ -8,7 +8,10 @@
   :func:`write_run_report` writes it as ``tables/run_report.csv`` (``page,profile,parameter,value``)
   and :func:`run_report_markdown` as the book's appendix page;
 * :func:`page_parameters` and :func:`figure_caption` are what a notebook shows: the parameters it
-  ran with (the injected-parameters cell itself is hidden) and a caption under each figure.
+  ran with (the injected-parameters cell itself is hidden) and a caption under each figure;
+* :func:`run_cost` states, in the page's "About this page" box, what this run of the page cost
+  (measured from :func:`page_parameters`, its first code cell, to its last cell), never a typed
+  number.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ast
 import json
 import os
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +44,8 @@ VERSIONED = (
 
 #: Environment variable naming the page being executed (set by the book runner).
 PAGE_ENV = "ECGREPRO_PAGE"
+#: When each page's first code cell ran (:func:`page_parameters`), ``time.perf_counter()`` s.
+_PAGE_STARTED: dict[str, float] = {}
 
 
 def write_run_facts(build: Path, facts: dict) -> Path | None:
@@ -312,12 +318,53 @@ def page_parameters(page: str, namespace: dict) -> str:
     -------
     str
         Markdown: ``**Parameters** (profile quick): fs_hz = 100, ...``.
+
+    Notes
+    -----
+    Also starts the page's clock for :func:`run_cost`.
     """
+    _PAGE_STARTED[page] = time.perf_counter()
     names = [n for n in parameter_names(page) if n in namespace]
     shown = [n for n in names if n not in ("profile", "data_root", "build_dir")]
     values = ", ".join(f"`{n} = {namespace[n]!r}`" for n in shown)
     return (
         f"**Parameters this page ran with** (profile *{namespace.get('profile', '?')}*): {values}."
+    )
+
+
+def run_cost(page: str, namespace: dict) -> str:
+    """What this run of a page cost: wall time since its first code cell, where, at which commit.
+
+    Parameters
+    ----------
+    page : str
+        The notebook's stem (as given to :func:`page_parameters`).
+    namespace : dict
+        The notebook's ``globals()``: ``profile``, and ``pipe`` (an
+        :class:`ecgrepro.pipeline.Pipeline`) where the page opened one.
+
+    Returns
+    -------
+    str
+        E.g. ``"412 s (6.9 min) with the quick profile on cpu, 2 CPU cores, commit 21e5489"``;
+        the page glues it as ``run_cost`` for its "About this page" box.
+
+    Raises
+    ------
+    RuntimeError
+        If :func:`page_parameters` was not called for ``page`` in this kernel.
+    """
+    if page not in _PAGE_STARTED:
+        raise RuntimeError(f"{page}: page_parameters() was not called, so its clock never started")
+    seconds = time.perf_counter() - _PAGE_STARTED[page]
+    pipe = namespace.get("pipe")
+    device = str(pipe.device) if pipe is not None and hasattr(pipe, "device") else "no model"
+    minutes = f" ({seconds / 60:.1f} min)" if seconds >= 90 else ""
+    commit = git_commit()
+    commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
+    return (
+        f"{seconds:.0f} s{minutes} with the {namespace.get('profile', '?')} profile on {device}, "
+        f"{os.cpu_count()} CPU cores, commit {commit}"
     )
 
 
