@@ -309,3 +309,26 @@ def test_planted_dataset_labels_are_the_markers_and_the_source_is_untouched():
     np.testing.assert_array_equal(changed, F.marker_boxes(marker, window))
     assert ds.signals is signals and ds.name == "ptbxl"  # the source is not modified
     assert planted.data_key != ds.data_key
+
+
+def test_verdicts_count_only_the_tests_that_ran():
+    """A test without data for a method is "did not run", not a failure (issue #25, item 5)."""
+    rows = []
+    for record in range(8):
+        for method, morf in (("random", 0.9), ("amplitude", 0.8), ("ig", 0.1), ("gradcam", 0.2)):
+            rows.append(("time", "morf_auc:interpolate", method, record, morf + 0.01 * record))
+        rows.append(("randomisation", "spearman:conv1", "ig", record, 0.1))
+        rows.append(("planted", "mass_accuracy", "ig", record, 0.6))
+        rows.append(("planted", "mass_accuracy", "random", record, 0.1))
+    per_record = pd.DataFrame(rows, columns=["test", "metric", "method", "record", "value"])
+    time_ = per_record[per_record.test == "time"]
+    wide = time_.pivot(index="record", columns="method", values="value")
+    pairs = F.pairwise_wilcoxon(wide, higher_is_better=False).assign(
+        test="time", metric="morf_auc:interpolate"
+    )
+    v = F.verdicts(per_record, pairs, ["ig", "gradcam", "shapley12"], "conv1").set_index("method")
+    assert (v.loc["ig", "passed"], v.loc["ig", "tests_run"]) == (3, 3)
+    assert (v.loc["gradcam", "passed"], v.loc["gradcam", "tests_run"]) == (1, 1)
+    assert "planted-marker test did not run" in v.loc["gradcam", "text"]
+    assert v.loc["shapley12", "tests_run"] == 0
+    assert "deletion test on the 12-lead curves did not run" in v.loc["shapley12", "text"]

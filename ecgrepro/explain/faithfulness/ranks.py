@@ -150,7 +150,10 @@ def verdicts(
     methods); **randomisation** when its median Spearman rho with the trained
     model's map is below 0.5 once every layer is random; **planted** when its
     median relevance mass accuracy is at least twice the random map's. The
-    thresholds are the book's, stated on the page.
+    thresholds are the book's, stated on the page. A test that did not run
+    for a method on this build (no pairs, no randomised or planted maps) is
+    not counted as failed: ``tests_run`` says how many ran, ``passed`` how
+    many of those passed.
 
     Parameters
     ----------
@@ -165,7 +168,8 @@ def verdicts(
     Returns
     -------
     pandas.DataFrame
-        ``method, deletion, randomisation, planted, passed, text``.
+        ``method, deletion, randomisation, planted, passed, tests_run, text``
+        (a test that did not run is False in its column and "did not run" in the text).
     """
 
     def beats(test, metric, method, baseline):
@@ -179,6 +183,10 @@ def verdicts(
         ]
         return bool(len(p)) and p.better.iloc[0] == method
 
+    def compared(test, metric, method):
+        sel = (pairs.test == test) & (pairs.metric == metric)
+        return bool(((pairs.a == method) | (pairs.b == method))[sel].any())
+
     def median_of(test, metric, method):
         sel = (per_record.test == test) & (per_record.metric == metric)
         v = per_record[sel & (per_record.method == method)].value.to_numpy(dtype=float)
@@ -191,24 +199,34 @@ def verdicts(
             if m in TIME_METHODS
             else ("leads12", "lerf_minus_morf", "the 12-lead curves")
         )
-        dele = all(beats(test, metric, m, b) for b in BASELINE_METHODS)
+        dele_run = compared(test, metric, m)
+        dele = dele_run and all(beats(test, metric, m, b) for b in BASELINE_METHODS)
         rho = median_of("randomisation", f"spearman:{last_stage}", m)
         rnd = bool(np.isfinite(rho) and rho < 0.5)
         mass = median_of("planted", "mass_accuracy", m)
         base = median_of("planted", "mass_accuracy", "random")
         plok = bool(np.isfinite(mass) and mass >= 2 * base)
+        dele_txt = (
+            f"the deletion test on {where} did not run on this build"
+            if not dele_run
+            else f"{'beats' if dele else 'does not beat'} both random and |x| on {where}"
+        )
         rnd_txt = (
             "not randomised on this build"
             if not np.isfinite(rho)
             else f"its map {'changes with' if rnd else 'survives'} random weights "
             f"(median rho {rho:.2f} once every layer is random)"
         )
-        text = (
-            f"{'beats' if dele else 'does not beat'} both random and |x| on {where}; {rnd_txt}; "
-            f"{'finds' if plok else 'misses'} the planted marker "
+        plant_txt = (
+            "the planted-marker test did not run on this build"
+            if not np.isfinite(mass)
+            else f"{'finds' if plok else 'misses'} the planted marker "
             f"(median mass accuracy {mass:.2f}; random {base:.2f})"
         )
-        rows.append((m, dele, rnd, plok, int(dele) + int(rnd) + int(plok), text))
+        run = int(dele_run) + int(np.isfinite(rho)) + int(np.isfinite(mass))
+        text = f"{dele_txt}; {rnd_txt}; {plant_txt}"
+        rows.append((m, dele, rnd, plok, int(dele) + int(rnd) + int(plok), run, text))
     return pd.DataFrame(
-        rows, columns=["method", "deletion", "randomisation", "planted", "passed", "text"]
+        rows,
+        columns=["method", "deletion", "randomisation", "planted", "passed", "tests_run", "text"],
     )
