@@ -173,3 +173,21 @@ def test_cross_page_glue_names_a_notebook_file_a_glued_key_and_a_format():
             for name in re.findall(r'glue\(f?"([^"]+)"', source)
         ]
         assert any(re.fullmatch(g, key) for g in glued), f"{page}: {target.name} glues no {key!r}"
+
+
+def test_every_citation_resolves_in_the_bibliography():
+    """Every {footcite}/{cite} key of a page or prose file is an entry of book/references.bib."""
+    bib = (REPO_ROOT / "book" / "references.bib").read_text()
+    entries = set(re.findall(r"^@\w+\{([^,\s]+),", bib, flags=re.M))
+    texts = [p.read_text() for p in (REPO_ROOT / "book").glob("*.md")]
+    for nb in (REPO_ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        texts.append("".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+    cited = {
+        key.strip()
+        for text in texts
+        for keys in re.findall(r"\{(?:foot)?cite(?::\w+)?\}`([^`]+)`", text)
+        for key in keys.split(",")
+    }
+    assert cited, "no citation found: the pattern is wrong"
+    assert not cited - entries, f"cited but not in references.bib: {sorted(cited - entries)}"
