@@ -344,12 +344,19 @@ class DerivedEntry:
     build : callable
         ``build(pipe, params) -> Derived``.
     description : str
+    base : str
+        The pipeline dataset it is made from (for the full-size projection of
+        :func:`ecgrepro.plan.training_plan`).
+    size_parameter : str, optional
+        The page parameter that fixes how many records it holds, if any (0: all).
     """
 
     name: str
     parameters: tuple[str, ...]
     build: Callable[[object, Mapping], Derived]
     description: str
+    base: str = "ptbxl"
+    size_parameter: str | None = None
 
 
 def _superclasses(pipe, p: Mapping) -> Derived:
@@ -399,6 +406,7 @@ DERIVED: dict[str, DerivedEntry] = {
         ("planted_records", "planted_depth_mv", "seed"),
         _planted,
         "PTB-XL records given planted markers, held in memory (planted_records of them)",
+        size_parameter="planted_records",
     ),
 }
 

@@ -228,6 +228,12 @@ def train_plan_command(args) -> int:
     return 1 if report.failed else 0
 
 
+#: Training records per second of ``train_one_epoch`` at the paper's input (12 x 15,000 samples,
+#: batch 32, float32 with TF32, deterministic) on one NVIDIA H200, measured for issue #26 at
+#: commit 71386ba: the default rate of ``ecgrepro plan``'s projected training time.
+GPU_TRAINING_RATE = 437.0
+
+
 def plan_command(args) -> int:
     """``ecgrepro plan``: print :func:`ecgrepro.plan.training_plan` for a profile.
 
@@ -244,6 +250,8 @@ def plan_command(args) -> int:
     from ecgrepro.plan import training_plan
 
     check_pages(args.only)
+    if not args.rate > 0:
+        raise ParameterError(f"--rate must be > 0 records/s, got {args.rate:g}")
     overrides = {k: parse_parameter(k, v) for k, v in args.parameter}
     data_root = find_data_root(args.data)
     build = str(Path(args.build_dir).resolve()) if args.build_dir else ""
@@ -257,10 +265,14 @@ def plan_command(args) -> int:
         print(table.drop(columns=["key"]).to_string(index=False))
     stored = table.stored.astype(bool)
     seen, to_train = int(table.records_seen.sum()), int(table.records_seen[~stored].sum())
+    full = int(table.full_records_seen.sum())
     print(
         f"profile {args.profile}: {len(table)} artifacts, {int(sum(stored))} stored, "
         f"{len(table) - int(sum(stored))} to train; {seen:,} records seen in training in all "
-        f"({to_train:,} still to train)"
+        f"({to_train:,} still to train)\n"
+        f"on the full datasets (every record the label files list, split as here): {full:,} "
+        f"records seen in training; at {args.rate:g} records/s, {full / args.rate / 3600:.1f} h "
+        "of training steps (validation, scoring and the pages' explanations not counted)"
     )
     return 0
 
@@ -307,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     plan.add_argument("--only", nargs="*", help="only these pages (notebook stems)")
     plan.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    plan.add_argument(
+        "--rate",
+        type=float,
+        default=GPU_TRAINING_RATE,
+        help="training records per second for the projected time (default: "
+        f"{GPU_TRAINING_RATE:g}, the training loop at the paper's input on one H200, issue #26)",
+    )
     for name, text, folder in (
         ("export", "write every stored model as a release (safetensors + SHA-256 manifest)", "DIR"),
         ("import", "verify a release and install its models so the book trains none", "DIR"),

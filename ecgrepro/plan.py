@@ -96,6 +96,44 @@ def open_pipeline(
     return pipe
 
 
+def full_size_ratio(pipe, dataset: str) -> float:
+    """How many times more records a dataset would hold on the full data than on this data root.
+
+    The full data is every record the label files list: PTB-XL's
+    ``ptbxl_database.csv`` (those the label mapping keeps) and CPSC's
+    ``REFERENCE.csv``, which the sample holds whole (21,799 and 6,877 rows)
+    while its signals are a tenth and 2% of them. The projection assumes the
+    missing records split into train, validation and test as the present ones
+    do. A derived dataset (:data:`ecgrepro.catalogue.DERIVED`) grows as its base,
+    up to the size its ``size_parameter`` fixes.
+
+    Parameters
+    ----------
+    pipe : ecgrepro.pipeline.Pipeline
+    dataset : str
+        ``"ptbxl"``, ``"cpsc"`` or a :data:`ecgrepro.catalogue.DERIVED` name.
+
+    Returns
+    -------
+    float
+        Full-size records / records used here (1.0 when the data root is complete).
+    """
+    from ecgrepro.catalogue import DERIVED
+
+    if dataset in DERIVED:
+        entry = DERIVED[dataset]
+        ratio = full_size_ratio(pipe, entry.base)
+        held = len(pipe.dataset(dataset).records)
+        size = int(pipe.params.get(entry.size_parameter, 0)) if entry.size_parameter else 0
+        if size > 0 and held:
+            base_full = ratio * len(pipe.dataset(entry.base).records)
+            return min(size, base_full) / held
+        return ratio
+    inv = pipe.dataset(dataset).inventory
+    full = inv.get("kept_by_mapping", inv["listed"] - inv.get("label_errors", 0))
+    return full / max(inv["used"], 1)
+
+
 def training_plan(
     profile: str,
     data_root: str = "",
@@ -133,7 +171,9 @@ def training_plan(
         ``train_on``, ``epochs``, ``train_records`` (records of its training
         folds), ``records_seen`` (epochs x train records), ``key``, ``stored``
         (the artifact passes :func:`ecgrepro.artifacts.check_artifact`), ``parent``
-        (the artifact it starts from, or empty), ``pages``.
+        (the artifact it starts from, or empty), ``pages``, and the projection to
+        the full datasets (:func:`full_size_ratio`): ``full_train_records``,
+        ``full_records_seen``.
 
     Raises
     ------
@@ -161,7 +201,11 @@ def training_plan(
             stored = True
         except ArtifactError:
             stored = False
-        n_train = sum(int((pipe.dataset(d).records.split == "train").sum()) for d in spec.train_on)
+        per_dataset = {
+            d: int((pipe.dataset(d).records.split == "train").sum()) for d in spec.train_on
+        }
+        n_train = sum(per_dataset.values())
+        n_full = round(sum(n * full_size_ratio(pipe, d) for d, n in per_dataset.items()))
         rows[folder.name] = {
             "model": name,
             "artifact": folder.name,
@@ -171,6 +215,8 @@ def training_plan(
             "epochs": spec.epochs,
             "train_records": n_train,
             "records_seen": spec.epochs * n_train,
+            "full_train_records": n_full,
+            "full_records_seen": spec.epochs * n_full,
             "key": key,
             "stored": stored,
             "parent": parent,

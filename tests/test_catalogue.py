@@ -120,6 +120,16 @@ def test_plan_lists_a_pages_artifacts_and_marks_the_trained_one_stored(
     assert first.train_records == 128 and first.epochs == 1
     # the model a page trains has the key the plan gave
     pipe = setup(str(data_root), build, 100, 10, 0, "cpu", "published", 1, 1)
+    # projected to the full data: every record the label files list, split as the sample's
+    cpsc, ptb = (pipe.datasets[d].inventory for d in ("cpsc", "ptbxl"))
+    assert cpsc["listed"] == 6877 and ptb["listed"] == 21799  # the sample's label files are whole
+    cpsc_ratio = (cpsc["listed"] - cpsc["label_errors"]) / cpsc["used"]
+    assert first.full_train_records == round(128 * cpsc_ratio) > 40 * 128
+    ours2 = plan.set_index(["model", "replicate"]).loc[("ours2", 0)]
+    n_ptb = ours2.train_records - 128
+    ptb_ratio = ptb["kept_by_mapping"] / ptb["used"]
+    assert ours2.full_train_records == round(128 * cpsc_ratio + n_ptb * ptb_ratio)
+    assert (plan.full_records_seen == plan.epochs * plan.full_train_records).all()
     ours1 = pipe.model("ours1", 0, log=None)
     row = plan.set_index(["model", "replicate"]).loc[("ours1", 0)]
     assert ours1.folder.name == row.artifact and ours1.key == row.key
@@ -157,6 +167,10 @@ def test_plan_command_prints_the_table_and_totals(build_with_sample_cache, data_
     # quick: no data randomisation, so neither the shuffled-label model nor its reference
     assert "[plan] faithfulness: original, ours2, planted\n" in out
     assert re.search(r"profile quick: 3 artifacts, 0 stored, 3 to train; [\d,]+ records", out)
+    full = r"on the full datasets .*: [\d,]+ records seen in training; at 437 records/s"
+    assert re.search(full, out)
+    assert cli.main([*args, *only, "--rate", "0"]) == 2
+    assert "--rate must be > 0" in capsys.readouterr().err
     assert list(pd.read_csv(csv).model) == ["original", "ours2", "planted"]
     assert cli.main([*args, *only, "-p", "data_randomisation", "true"]) == 0
     assert "ptbxl_only, shuffled_labels, planted" in capsys.readouterr().out
