@@ -180,3 +180,5 @@ def test_run_cost_is_measured_from_the_first_cell(monkeypatch):
     assert "(2.0 min)" in text or "(2.1 min)" in text
     assert "quick profile on cpu" in text and "commit " in text
     assert "no model" in report.run_cost("some_page", {"profile": "quick"})
+    two = {"a": SimpleNamespace(device="cpu"), "b": SimpleNamespace(device="cpu")}
+    assert "on cpu," in report.run_cost("some_page", {"profile": "quick", "pipes": two})

@@ -341,7 +341,8 @@ def run_cost(page: str, namespace: dict) -> str:
         The notebook's stem (as given to :func:`page_parameters`).
     namespace : dict
         The notebook's ``globals()``: ``profile``, and ``pipe`` (an
-        :class:`ecgrepro.pipeline.Pipeline`) where the page opened one.
+        :class:`ecgrepro.pipeline.Pipeline`) or ``pipes`` (a dict of them) where
+        the page opened one.
 
     Returns
     -------
@@ -357,8 +358,9 @@ def run_cost(page: str, namespace: dict) -> str:
     if page not in _PAGE_STARTED:
         raise RuntimeError(f"{page}: page_parameters() was not called, so its clock never started")
     seconds = time.perf_counter() - _PAGE_STARTED[page]
-    pipe = namespace.get("pipe")
-    device = str(pipe.device) if pipe is not None and hasattr(pipe, "device") else "no model"
+    pipes = [namespace.get("pipe"), *dict(namespace.get("pipes") or {}).values()]
+    devices = sorted({str(p.device) for p in pipes if p is not None and hasattr(p, "device")})
+    device = ", ".join(devices) or "no model"
     minutes = f" ({seconds / 60:.1f} min)" if seconds >= 90 else ""
     commit = git_commit()
     commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
