@@ -84,6 +84,7 @@ def test_every_entry_is_complete(name):
     assert list(signature)[:3] == ["model", "x", "target"]
     assert {"n_valid", "seed"} <= set(signature)
     assert set(method.params) <= set(signature), f"{name} declares parameters fn does not take"
+    assert set(method.required) <= set(method.params)
 
 
 def test_the_table_partitions_the_methods():
@@ -103,5 +104,7 @@ def test_explain_names_what_is_wrong(case):
         explain("amplitude", model, bad, target)
     with pytest.raises(ValueError, match="n_valid"):
         explain("amplitude", model, x, target, n_valid=np.array([0, 10, 10]))
-    with pytest.raises(ValueError, match="background"):
+    with pytest.raises(
+        ValueError, match=r"^shap_published \(SHAP per lead \(published\)\) needs background"
+    ):
         explain("shap_published", model, x, target)

@@ -75,6 +75,8 @@ class Method:
         The keyword parameters ``fn`` reads beyond ``n_valid`` and ``seed``.
     source : str
         Where the method is defined.
+    required : tuple of str
+        Those of ``params`` that :func:`explain` must be given (not None).
     """
 
     name: str
@@ -86,9 +88,11 @@ class Method:
     fn: Callable[..., np.ndarray]
     params: tuple[str, ...]
     source: str
+    required: tuple[str, ...] = ()
 
 
-def _batches(n: int, size: int) -> Iterator[slice]:
+def batch_slices(n: int, size: int) -> Iterator[slice]:
+    """Slices of ``size`` consecutive rows (the last one shorter) covering ``n`` rows."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
 
@@ -99,7 +103,7 @@ def _captum(cls, model: nn.Module, x: np.ndarray, targets: np.ndarray, batch_siz
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # captum's notes on hooks and requires_grad
-        for sl in _batches(len(x), batch_size):
+        for sl in batch_slices(len(x), batch_size):
             xb = torch.as_tensor(x[sl], device=device).requires_grad_(True)
             tb = torch.as_tensor(targets[sl], device=device)
             a = cls.attribute(xb, target=tb, **kw)
@@ -191,11 +195,9 @@ def deletion_mask_map(model, x, target, *, n_valid, seed, fs_hz, mask_kw=None):
     return deletion_mask(model, x, target, fs_hz, n_valid, **kw)["saliency"]
 
 
-def _shap(model, x, target, *, n_valid, seed, background=None, nsamples=200):
+def _shap(model, x, target, *, n_valid, seed, background, nsamples=200):
     from ecgrepro.explain.shapley import gradient_shap_per_lead
 
-    if background is None:
-        raise ValueError("SHAP per lead needs its GradientExplainer background (background=...)")
     device = next(model.parameters()).device
     model.cpu()  # GradientExplainer runs on the CPU
     try:
@@ -262,9 +264,11 @@ METHODS: dict[str, Method] = {
         Method("deletion_mask", "Deletion mask", "time", "share deleted (0-1)", False, False,
                deletion_mask_map, ("fs_hz", "mask_kw"), "Fong & Vedaldi 2017, Eq. 3; Companion B"),
         Method("shap_published", "SHAP per lead (published)", "leads12", "logit", False, False,
-               _shap, ("background", "nsamples"), _SHAP_SOURCE + "; background as published"),
+               _shap, ("background", "nsamples"), _SHAP_SOURCE + "; background as published",
+               ("background",)),
         Method("shap_principled", "SHAP per lead (principled)", "leads12", "logit", False, False,
-               _shap, ("background", "nsamples"), _SHAP_SOURCE + "; background from training"),
+               _shap, ("background", "nsamples"), _SHAP_SOURCE + "; background from training",
+               ("background",)),
         Method("shapley12", "Exact Shapley, 12 leads", "leads12", "logit", False, True,
                _exact("leads12"), ("exact_baseline",), "Shapley 1953; this book, 12-lead game"),
         Method("shapley8", "Exact Shapley, 8 leads", "leads8", "logit", False, True,
@@ -331,12 +335,16 @@ def explain(
     Raises
     ------
     ValueError
-        For an unknown method, ``x`` not a finite (n, leads, samples) array,
+        For an unknown method, a required parameter missing (the SHAP
+        methods' ``background``), ``x`` not a finite (n, leads, samples) array,
         a length outside [1, n_samples], or a result of the wrong shape.
     """
     if name not in METHODS:
         raise ValueError(f"unknown explanation method {name!r}; known: {list(METHODS)}")
     method = METHODS[name]
+    missing = [p for p in method.required if params.get(p) is None]
+    if missing:
+        raise ValueError(f"{name} ({method.label}) needs {', '.join(missing)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 3 or not np.isfinite(x).all():
         raise ValueError(f"x must be a finite (n, leads, samples) array, got shape {x.shape}")

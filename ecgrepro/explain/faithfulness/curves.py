@@ -14,8 +14,9 @@ from torch import nn
 
 from ecgrepro.beats import valid_lengths, valid_mask
 from ecgrepro.explain.deletion_mask import bin_grid, lowpass
-from ecgrepro.explain.faithfulness.maps import _batches, lead_scores, unit_ranks, unit_scores
+from ecgrepro.explain.faithfulness.maps import lead_scores, unit_ranks, unit_scores
 from ecgrepro.explain.lead_games import LEAD_GAMES, coalition_inputs
+from ecgrepro.explain.methods import batch_slices
 
 #: What replaces a removed unit (:func:`perturb`).
 REPLACEMENTS: tuple[str, ...] = ("interpolate", "zero", "blur")
@@ -115,7 +116,7 @@ def _probabilities(
 ) -> np.ndarray:
     device = next(model.parameters(), torch.empty(0)).device
     out = []
-    for sl in _batches(len(inputs), batch_size):
+    for sl in batch_slices(len(inputs), batch_size):
         logits = model(torch.as_tensor(inputs[sl], device=device))
         out.append(torch.sigmoid(logits[:, target]).double().cpu().numpy())
     return np.concatenate(out)

@@ -5,7 +5,6 @@ method table (:mod:`ecgrepro.explain.methods`), and their scores per deletion un
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 from torch import nn
@@ -30,11 +29,6 @@ METHOD_LABELS: dict[str, str] = {**TIME_METHODS, **LEAD_METHODS}
 
 #: The two methods any real method must beat.
 BASELINE_METHODS: tuple[str, ...] = tuple(k for k, m in METHODS.items() if m.baseline)
-
-
-def _batches(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
 
 
 def time_maps(
@@ -155,8 +149,6 @@ def lead_values(
         raise ValueError(f"unknown lead-level methods {unknown}; known: {list(LEAD_METHODS)}")
     values, seconds = {}, {}
     for name in methods:
-        if name.startswith("shap_") and (not backgrounds or name not in backgrounds):
-            raise ValueError(f"{name} needs its GradientExplainer background (backgrounds)")
         t0 = time.perf_counter()
         values[name] = explain(
             name,
