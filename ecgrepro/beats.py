@@ -96,7 +96,13 @@ def valid_lengths(n_valid, shape: tuple[int, ...], n_samples: int) -> np.ndarray
     """
     if n_valid is None:
         return np.full(shape, n_samples, dtype=np.int64)
-    out = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), shape)
+    try:
+        out = np.broadcast_to(np.asarray(n_valid, dtype=np.int64), shape)
+    except ValueError:
+        raise ValueError(
+            f"n_valid must hold {shape[0] if shape else 1} lengths (shape {shape}), "
+            f"got shape {np.shape(n_valid)}"
+        ) from None
     if (out < 1).any() or (out > n_samples).any():
         raise ValueError(f"n_valid must be in [1, {n_samples}], got {n_valid}")
     return out

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgrepro.beats import valid_mask
+from ecgrepro.beats import valid_lengths, valid_mask
 from ecgrepro.config import LEADS
 
 #: The 8 independent leads of the standard 12-lead ECG, the players of the ``independent8`` game.
@@ -63,15 +63,6 @@ LIMB_FROM_I_II: dict[str, tuple[float, float]] = {
 
 #: The lead games: name -> the leads that are players.
 LEAD_GAMES: dict[str, tuple[str, ...]] = {"leads12": LEADS, "independent8": INDEPENDENT_LEADS}
-
-
-def _valid_lengths(n_valid, n: int, n_samples: int) -> np.ndarray:
-    if n_valid is None:
-        return np.full(n, n_samples, dtype=np.int64)
-    out = np.asarray(n_valid, dtype=np.int64).reshape(-1)
-    if out.shape != (n,) or (out < 1).any() or (out > n_samples).any():
-        raise ValueError(f"n_valid must hold {n} lengths in [1, {n_samples}], got {n_valid}")
-    return out
 
 
 def coalition_masks(n_players: int) -> np.ndarray:
@@ -254,7 +245,7 @@ def valid_mean(
         Zero where no record is valid.
     """
     n_samples = signals.shape[-1]
-    lengths = _valid_lengths(n_valid, len(signals), n_samples) if n_valid is not None else None
+    lengths = valid_lengths(n_valid, (len(signals),), n_samples) if n_valid is not None else None
     total = np.zeros(signals.shape[1:])
     count = np.zeros(n_samples)
     rows = np.sort(np.asarray(rows))

@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ecgrepro.beats import valid_lengths
 from ecgrepro.config import CLASSES
-from ecgrepro.explain.lead_games import _valid_lengths
 
 with warnings.catch_warnings():
     # shap imports tqdm.auto, which warns in a notebook without ipywidgets
@@ -170,7 +170,7 @@ def gradient_shap_per_lead(
     """
     model = model.eval()
     n_samples = explained.shape[-1]
-    lengths = _valid_lengths(n_valid, len(explained), n_samples)
+    lengths = valid_lengths(n_valid, (len(explained),), n_samples)
     bg = torch.from_numpy(np.ascontiguousarray(background, dtype=np.float32))
     out = np.zeros((len(explained), explained.shape[1]))
     for c in np.unique(targets):
