@@ -332,6 +332,141 @@ PARAMETERS: dict[str, Parameter] = {
 }
 
 
+#: The model pipeline's parameters (:func:`ecgrepro.pipeline.setup`), shared by the pages.
+SETUP = (
+    "fs_hz",
+    "window_s",
+    "epochs",
+    "epochs_ours",
+    "batch_size",
+    "lr",
+    "seed",
+    "device",
+    "retrain",
+    "augment_cpsc_in_ours2",
+    "label_mapping",
+)
+#: The SHAP page's selection, which the faithfulness page re-reads.
+SHAP = (
+    "n_background",
+    "n_explained",
+    "nsamples",
+    "n_per_class",
+    "exact_per_panel",
+    "exact_baseline",
+)
+_NO_OURS = tuple(n for n in SETUP if n not in ("epochs_ours", "augment_cpsc_in_ours2"))
+
+#: Per page, the shared parameters its notebook does not declare: the book runner passes them
+#: from the profile (``profiles.yml``, ``common``), and :class:`ecgrepro.book.page.Page` sets
+#: the paper's values (``defaults``) where a notebook runs by hand. A notebook's ``parameters``
+#: cell declares only ``profile``, ``data_root``, ``build_dir`` and the page's own parameters.
+PAGE_SHARED: dict[str, tuple[str, ...]] = {
+    "table1_dataset": ("label_mapping",),
+    "table2_generalisation": (*_NO_OURS, "n_seeds", "n_boot"),
+    "table3_retraining": (*SETUP, "n_seeds", "n_seeds_ours", "n_boot"),
+    "labels_and_the_gap": (*(n for n in SETUP if n != "label_mapping"), "n_boot"),
+    "fig2-5_shap_per_lead": (*SETUP, *SHAP),
+    "companion_a_relevance": (*SETUP, "n_boot"),
+    "fig6-8_gradcam": SETUP,
+    "companion_b_deletion_mask": SETUP,
+    "companion_c_clusters": (*SETUP, "n_boot"),
+    "faithfulness": (*SETUP, *SHAP, "n_boot"),
+}
+#: What every parameters cell declares first.
+PAGE_FRONT = ("profile", "data_root", "build_dir")
+
+
+def notebook_parameters(page: str, notebooks: os.PathLike | None = None) -> dict[str, object]:
+    """The names and literal defaults a notebook's cell tagged ``parameters`` assigns, in order.
+
+    Parameters
+    ----------
+    page : str
+        The notebook's stem under ``notebooks/``.
+    notebooks : path-like, optional
+        The notebook folder; default ``<repo>/notebooks``.
+
+    Returns
+    -------
+    dict
+        Name -> default value (``ast.literal_eval`` of the right-hand side).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the notebook does not exist.
+    ValueError
+        If it has no cell tagged ``parameters``, or a default is not a literal.
+    """
+    import ast
+    import json
+    from pathlib import Path
+
+    from ecgrepro.config import REPO_ROOT
+
+    path = Path(notebooks or REPO_ROOT / "notebooks") / f"{page}.ipynb"
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            out = {}
+            for node in tree.body:
+                if isinstance(node, ast.Assign):
+                    for t in node.targets:
+                        if isinstance(t, ast.Name):
+                            try:
+                                out[t.id] = ast.literal_eval(node.value)
+                            except ValueError as e:
+                                raise ValueError(
+                                    f"{path}: parameter {t.id} has no literal default"
+                                ) from e
+            return out
+    raise ValueError(f"{path}: no cell tagged 'parameters'")
+
+
+def page_declared(page: str, notebooks: os.PathLike | None = None) -> dict[str, object]:
+    """Every parameter of a page with its default: what the book may pass it.
+
+    Parameters
+    ----------
+    page : str
+        The notebook's stem.
+    notebooks : path-like, optional
+        The notebook folder; default ``<repo>/notebooks``.
+
+    Returns
+    -------
+    dict
+        ``profile``, ``data_root``, ``build_dir``, then the page's shared parameters
+        (:data:`PAGE_SHARED`, with the paper's values of ``profiles.yml`` ``defaults``), then
+        the rest of its notebook's ``parameters`` cell (:func:`notebook_parameters`).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`notebook_parameters`; ValueError also if a notebook declares a shared
+        parameter itself (it would hide the profile's value).
+    """
+    from ecgrepro.config import load_profiles
+
+    own = notebook_parameters(page, notebooks)
+    shared = PAGE_SHARED.get(page, ())
+    twice = sorted(set(shared) & set(own))
+    if twice:
+        raise ValueError(
+            f"notebook {page} declares shared parameters {twice}: the book passes them "
+            "(ecgrepro.parameters.PAGE_SHARED); remove them from its parameters cell"
+        )
+    paper = load_profiles()["paper"][page] if shared else {}
+    front = {k: own[k] for k in PAGE_FRONT if k in own}
+    return {
+        **front,
+        **{k: paper[k] for k in shared},
+        **{k: v for k, v in own.items() if k not in front},
+    }
+
+
 def validate(
     params: Mapping[str, object], page: str | None = None, *, check_device: bool = True
 ) -> dict:

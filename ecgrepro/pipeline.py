@@ -37,7 +37,6 @@ from ecgrepro.artifacts import (
     _train_and_store,
     artifact_key,
 )
-from ecgrepro.book.report import write_run_facts
 from ecgrepro.catalogue import (  # re-exported: pages and tests import them from here
     DERIVED,
     Derived,
@@ -286,6 +285,29 @@ class Pipeline:
         """``<build>/artifacts``: trained models and explanation results."""
         return self.build / "artifacts"
 
+    def run_facts(self) -> dict:
+        """What the book's run report records of this pipeline: device, data root, inventories.
+
+        Returns
+        -------
+        dict
+            ``device``, ``data_root`` and, per dataset (PTB-XL named with its label
+            mapping), its inventory plus ``skipped``: the records left out.
+        """
+        mapping = self.params.get("label_mapping", "published")
+        return {
+            "device": str(self.device),
+            "data_root": str(self.root),
+            "datasets": {
+                (ds.name if ds.name == "cpsc" else f"{ds.name} ({mapping})"): {
+                    **ds.inventory,
+                    "skipped": len(ds.skipped),
+                }
+                for key, ds in self.datasets.items()
+                if key in ("cpsc", "ptbxl")
+            },
+        }
+
     def spec(self, name: str, k: int = 0) -> TrainingSpec:
         """Replicate ``k``'s spec of a catalogue model, from :attr:`params`.
 
@@ -507,20 +529,6 @@ def setup(
         epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2, amp, compile
     )
     torch_device = select_device(device)
-    write_run_facts(  # for the book's run report (only inside a book build)
-        build,
-        {
-            "device": str(torch_device),
-            "data_root": str(root),
-            "datasets": {
-                (ds.name if ds.name == "cpsc" else f"{ds.name} ({label_mapping})"): {
-                    **ds.inventory,
-                    "skipped": len(ds.skipped),
-                }
-                for ds in datasets.values()
-            },
-        },
-    )
     return Pipeline(
         root,
         build,

@@ -34,12 +34,10 @@ def model_parameters(name: str) -> tuple[str, ...]:
 
 
 def declared_parameters(page: str) -> set[str]:
-    """The parameters a page's notebook declares (papermill's view, as the book runner's)."""
-    import papermill as pm
+    """The parameters the book passes a page (:func:`ecgrepro.parameters.page_declared`)."""
+    from ecgrepro.parameters import page_declared
 
-    from ecgrepro.config import REPO_ROOT
-
-    return set(pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{page}.ipynb")))
+    return set(page_declared(page))
 
 
 def page_parameters(profile: str, page: str, overrides: Mapping | None = None) -> dict:

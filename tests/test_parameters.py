@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np
@@ -17,10 +16,13 @@ from ecgrepro.config import LEADS, PROFILES_FILE, REPO_ROOT, load_profiles
 from ecgrepro.parameters import (
     AMP,
     MAPPINGS,
+    PAGE_SHARED,
     PARAMETERS,
     ParameterError,
     check_device_available,
     check_profile,
+    notebook_parameters,
+    page_declared,
     validate,
 )
 
@@ -30,7 +32,8 @@ PAGES = runner.book_pages()
 
 
 def declared(nb) -> dict:
-    return pm.inspect_notebook(str(nb))
+    """What the book may pass a page: its shared parameters and its notebook's own."""
+    return page_declared(nb.stem)
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -39,10 +42,32 @@ def test_every_notebook_parameter_is_in_the_table_and_its_default_passes(nb):
     assert params
     missing = sorted(set(params) - set(PARAMETERS))
     assert not missing, f"{nb.name} declares parameters the table lacks: {missing}"
-    defaults = {name: ast.literal_eval(p["default"]) for name, p in params.items()}
+    defaults = dict(params)
     checked = validate(defaults, page=nb.stem, check_device=False)
     assert checked == defaults
     assert {k: type(v) for k, v in checked.items()} == {k: type(v) for k, v in defaults.items()}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_declares_only_its_own_parameters_and_the_book_passes_the_shared_ones(nb):
+    own = notebook_parameters(nb.stem)
+    assert list(own)[:3] == ["profile", "data_root", "build_dir"]
+    assert not set(own) & set(PAGE_SHARED[nb.stem])
+    assert set(pm.inspect_notebook(str(nb))) == set(own)  # papermill reads the same cell
+    both = page_declared(nb.stem)
+    assert set(both) == set(own) | set(PAGE_SHARED[nb.stem])
+    paper = PROFILES["paper"][nb.stem]
+    assert all(both[k] == paper[k] for k in PAGE_SHARED[nb.stem])
+
+
+def test_a_notebook_that_declares_a_shared_parameter_is_an_error(tmp_path):
+    import json
+
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
+            "execution_count": None, "source": 'profile = "custom"\nfs_hz = 500\n'}
+    (tmp_path / "table3_retraining.ipynb").write_text(json.dumps({"cells": [cell]}))
+    with pytest.raises(ValueError, match=r"declares shared parameters \['fs_hz'\]"):
+        page_declared("table3_retraining", tmp_path)
 
 
 def test_every_name_of_profiles_yml_is_in_the_table():

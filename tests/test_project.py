@@ -24,7 +24,7 @@ def test_env_variable_wins(tmp_path, monkeypatch, data_root):
 
 
 def test_every_profile_gives_every_page_only_parameters_it_declares():
-    import papermill as pm
+    from ecgrepro.parameters import page_declared
 
     profiles = load_profiles()
     assert {"quick", "paper"} <= set(profiles)
@@ -32,7 +32,7 @@ def test_every_profile_gives_every_page_only_parameters_it_declares():
     for profile, pages in profiles.items():
         assert set(pages) == stems, profile
         for stem, params in pages.items():
-            declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+            declared = page_declared(stem)
             assert params["profile"] == profile
             for name in declared:
                 if name in ("data_root", "build_dir", "profile"):
@@ -42,19 +42,16 @@ def test_every_profile_gives_every_page_only_parameters_it_declares():
 
 
 def test_the_paper_profile_equals_the_notebooks_defaults():
-    import papermill as pm
-    import yaml
+    from ecgrepro.parameters import page_declared
 
     for stem, params in load_profiles()["paper"].items():
-        declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
-        for name, spec in declared.items():
+        declared = page_declared(stem)
+        for name, default in declared.items():
             if name in ("data_root", "build_dir", "profile"):
                 continue
-            default = yaml.safe_load(
-                spec["default"].replace("True", "true").replace("False", "false")
-            )
             assert params[name] == default, (stem, name, params[name], default)
-        assert declared["profile"]["default"] == '"custom"', stem
+            assert type(params[name]) is type(default), (stem, name)
+        assert declared["profile"] == "custom", stem
 
 
 def test_a_profile_lists_only_pages_the_defaults_know(tmp_path):
@@ -94,26 +91,25 @@ def test_notebooks_are_clean_and_parameterised(name):
     # the run cost in "About this page" is this run's, measured, never typed
     text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "**Run cost:** this run: {glue:text}`run_cost`" in text
-    assert f'glue("run_cost", run_cost("{Path(name).name}", globals())' in "\n".join(lines)
+    assert f'page = Page("{Path(name).name}", globals())' in lines
+    assert "".join(code[-1]["source"]).startswith("page.finish()")
     assert not re.search(r"\bcommit [0-9a-f]{7}\b", text), "no typed commit in the prose"
 
 
 def test_notebook_defaults_are_the_papers_settings():
-    import papermill as pm
+    from ecgrepro.parameters import page_declared
 
-    params = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / "table2_generalisation.ipynb"))
-    defaults = {k: v["default"] for k, v in params.items()}
-    assert (defaults["fs_hz"], defaults["window_s"], defaults["epochs"]) == ("500", "30", "30")
-    assert (defaults["batch_size"], defaults["lr"]) == ("32", "0.0001")
+    defaults = page_declared("table2_generalisation")
+    assert (defaults["fs_hz"], defaults["window_s"], defaults["epochs"]) == (500, 30, 30)
+    assert (defaults["batch_size"], defaults["lr"]) == (32, 0.0001)
 
 
 def test_table3_defaults_are_the_papers_settings():
-    import papermill as pm
+    from ecgrepro.parameters import page_declared
 
-    params = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / "table3_retraining.ipynb"))
-    defaults = {k: v["default"] for k, v in params.items()}
-    assert (defaults["epochs"], defaults["epochs_ours"], defaults["fs_hz"]) == ("30", "30", "500")
-    assert defaults["augment_cpsc_in_ours2"] == "False"
+    defaults = page_declared("table3_retraining")
+    assert (defaults["epochs"], defaults["epochs_ours"], defaults["fs_hz"]) == (30, 30, 500)
+    assert defaults["augment_cpsc_in_ours2"] is False
 
 
 def test_page_times_are_merged_and_tabulated(tmp_path):
@@ -134,15 +130,15 @@ def test_page_times_are_merged_and_tabulated(tmp_path):
 
 
 def test_every_page_has_an_entry_in_every_profile_with_the_published_labels():
-    import papermill as pm
+    from ecgrepro.parameters import page_declared
 
     stems = {name.split("/")[-1] for name in toc_notebooks(REPO_ROOT / "_toc.yml")}
     for profile, pages in load_profiles().items():
         assert set(pages) == stems, profile
         for stem, params in pages.items():
-            declared = pm.inspect_notebook(str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+            declared = page_declared(stem)
             if "label_mapping" in declared:
-                assert declared["label_mapping"]["default"] == '"published"', stem
+                assert declared["label_mapping"] == "published", stem
                 assert params["label_mapping"] == "published", (profile, stem)
 
 
@@ -168,9 +164,15 @@ def test_cross_page_glue_names_a_notebook_file_a_glued_key_and_a_format():
         source = "".join(
             "".join(cell["source"]) for cell in json.loads(target.read_text())["cells"]
         )
+        # glue("key", ...), page.glue(key=...), and glue texts returned as dicts by the page's
+        # package module ({"key": ...}) or built in the notebook ({f"key_{x}": ...})
+        modules = "".join(p.read_text() for p in (REPO_ROOT / "ecgrepro" / "pages").glob("*.py"))
+        names = re.findall(r'glue\(f?"([^"]+)"', source)
+        names += re.findall(r"page\.glue\((\w+)=", source)
+        names += re.findall(r'(?:^|[{,])\s*f?"([\w{][^"]*)"\s*:', source + modules, re.M)
         glued = [
             re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(name))  # f-string keys as patterns
-            for name in re.findall(r'glue\(f?"([^"]+)"', source)
+            for name in names
         ]
         assert any(re.fullmatch(g, key) for g in glued), f"{page}: {target.name} glues no {key!r}"
 

@@ -111,7 +111,8 @@ def test_page_parameters_show_the_values_in_force(tmp_path):
     source = 'profile = "custom"\nfs_hz = 500\nwindow_s = 30  # s\ndata_root = ""\n'
     nb["cells"][0]["source"] = source
     (tmp_path / "page.ipynb").write_text(json.dumps(nb))
-    assert parameter_names("page", tmp_path) == ["profile", "fs_hz", "window_s", "data_root"]
+    # profile, data_root, build_dir first; a page outside PAGE_SHARED shares nothing
+    assert parameter_names("page", tmp_path) == ["profile", "data_root", "fs_hz", "window_s"]
     with pytest.raises(FileNotFoundError):
         parameter_names("absent", tmp_path)
     (tmp_path / "bare.ipynb").write_text(json.dumps({"cells": []}))

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -277,28 +276,13 @@ def run_report_markdown(report: pd.DataFrame) -> str:
 
 
 def parameter_names(page: str, notebooks: Path = REPO_ROOT / "notebooks") -> list[str]:
-    """Names assigned in a notebook's cell tagged ``parameters``, in order.
+    """Every parameter of a page, in order: its shared ones and its notebook's own.
 
-    Raises
-    ------
-    FileNotFoundError
-        If the notebook does not exist.
-    ValueError
-        If it has no cell tagged ``parameters``.
+    As :func:`ecgrepro.parameters.page_declared` (whose errors it raises).
     """
-    path = Path(notebooks) / f"{page}.ipynb"
-    nb = json.loads(path.read_text())
-    for cell in nb["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return [
-                t.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for t in node.targets
-                if isinstance(t, ast.Name)
-            ]
-    raise ValueError(f"{path}: no cell tagged 'parameters'")
+    from ecgrepro.parameters import page_declared
+
+    return list(page_declared(page, notebooks))
 
 
 def page_parameters(page: str, namespace: dict) -> str:

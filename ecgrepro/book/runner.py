@@ -41,7 +41,7 @@ from ecgrepro.book.report import (
 )
 from ecgrepro.config import REPO_ROOT, find_data_root, load_profiles
 from ecgrepro.overrides import parse_parameter
-from ecgrepro.parameters import ParameterError, check_profile, validate
+from ecgrepro.parameters import ParameterError, check_profile, page_declared, validate
 
 
 def toc_notebooks(toc_file: Path) -> list[str]:
@@ -136,7 +136,7 @@ def execute_notebooks(
         if only and stem not in only:
             continue
         nb_in = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
-        declared = pm.inspect_notebook(str(nb_in))
+        declared = page_declared(stem)
         params = {
             **profiles[profile].get(stem, {"profile": profile}),
             **overrides,
@@ -151,6 +151,7 @@ def execute_notebooks(
             profile, {k: overrides[k] for k in overrides if k in declared}
         )
         plan.append((stem, nb_in, validate(params, page=stem)))
+    _quiet_shared_parameters()
     done = []
     for stem, nb_in, params in plan:
         nb_out = src / "notebooks" / f"{stem}.ipynb"
@@ -177,6 +178,22 @@ def execute_notebooks(
         record_page_time(build_dir / "tables" / "page_times.csv", stem, seconds)
         done.append(nb_out)
     return done
+
+
+class _SharedParameterFilter:
+    """Drops papermill's "Passed unknown parameter" lines: the runner passes a page only what
+    :func:`ecgrepro.parameters.page_declared` lists, and the shared ones are not in the cell."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith("Passed unknown parameter")
+
+
+def _quiet_shared_parameters() -> None:
+    import logging
+
+    log = logging.getLogger("papermill")
+    if not any(isinstance(f, _SharedParameterFilter) for f in log.filters):
+        log.addFilter(_SharedParameterFilter())
 
 
 def hide_injected_parameters(nb_path: Path) -> None:

@@ -532,6 +532,9 @@ def relevance_summary(
             check, padding = np.zeros(n), np.zeros(n)
             for s in range(0, n, chunk):
                 xb, nv = x[s : s + chunk], np.asarray(n_valid[s : s + chunk])
+                # Not through ecgrepro.explain.methods.explain() (issue #24): its maps come
+                # without IG's convergence delta and LRP's starting logit, and with the padding
+                # zeroed, which the check and padding columns measure.
                 if m == "ig":
                     rel, delta = integrated_gradients(model, xb, t, n_steps, batch_size=chunk)
                     check[s : s + len(xb)] = delta
@@ -558,42 +561,3 @@ def relevance_summary(
     out["problem"] = out["problem"].astype(str)
     return out
 
-
-def companion_records(
-    y: np.ndarray,
-    classes: tuple[str, ...] = ("AF", "LBBB"),
-    healthy: str = "SNR",
-    n_per_group: int = 0,
-    seed: int = 0,
-) -> np.ndarray:
-    """Rows of the records Companion A explains: those labelled with a class, and healthy ones.
-
-    A record is in group ``c`` when labelled ``c``, in the healthy group when
-    its only label is ``healthy`` (SNR, as in Bender et al.'s "healthy").
-
-    Parameters
-    ----------
-    y : numpy.ndarray, shape (n, 9), multi-hot in :data:`ecgrepro.config.CLASSES` order
-    classes : tuple of str
-    healthy : str
-    n_per_group : int
-        At most this many records per group, drawn at random (``seed``); 0: all.
-    seed : int
-
-    Returns
-    -------
-    numpy.ndarray of int
-        Sorted row indices (a record in two groups appears once).
-    """
-    from ecgrepro.config import CLASSES
-
-    y = np.asarray(y) > 0
-    groups = [np.flatnonzero(y[:, CLASSES.index(c)]) for c in classes]
-    h = CLASSES.index(healthy)
-    groups.append(np.flatnonzero(y[:, h] & (y.sum(1) == 1)))
-    rng = np.random.default_rng(seed)
-    chosen = [
-        g if not n_per_group or len(g) <= n_per_group else rng.choice(g, n_per_group, False)
-        for g in groups
-    ]
-    return np.unique(np.concatenate(chosen)).astype(int)

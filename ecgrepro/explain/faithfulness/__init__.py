@@ -27,10 +27,14 @@ correction.
 The package: :mod:`.maps` (every method's maps and lead values, through the method table),
 :mod:`.curves` (deletion, insertion and lead curves), :mod:`.sanity` (cascading
 randomisation), :mod:`.planted` (planted markers), :mod:`.ranks` (rank statistics and
-verdicts), :mod:`.benchmark` (one panel, as the page stores it).
+verdicts, means over records), :mod:`.benchmark` (one panel, as the page stores it, and the
+page's :class:`Settings`), :mod:`.table` (the page's three tests as one tidy table,
+:func:`faithfulness_table`).
 """
 
 from ecgrepro.explain.faithfulness.benchmark import (
+    Settings,
+    capped,
     panel_benchmark,
 )
 from ecgrepro.explain.faithfulness.curves import (
@@ -68,6 +72,7 @@ from ecgrepro.explain.faithfulness.ranks import (
     holm,
     pairwise_wilcoxon,
     rank_methods,
+    record_means,
     verdicts,
 )
 from ecgrepro.explain.faithfulness.sanity import (
@@ -76,6 +81,19 @@ from ecgrepro.explain.faithfulness.sanity import (
     model_similarity,
     randomisation_similarity,
     randomised_models,
+)
+from ecgrepro.explain.faithfulness.table import (
+    COLUMNS,
+    DATASET_NAMES,
+    MODEL_NAMES,
+    Benchmark,
+    CurveSection,
+    PlantedSection,
+    RandomisationSection,
+    curve_section,
+    faithfulness_table,
+    planted_section,
+    randomisation_section,
 )
 
 __all__ = [
@@ -114,4 +132,18 @@ __all__ = [
     "pairwise_wilcoxon",
     "verdicts",
     "panel_benchmark",
+    "Settings",
+    "capped",
+    "record_means",
+    "COLUMNS",
+    "MODEL_NAMES",
+    "DATASET_NAMES",
+    "Benchmark",
+    "CurveSection",
+    "RandomisationSection",
+    "PlantedSection",
+    "faithfulness_table",
+    "curve_section",
+    "randomisation_section",
+    "planted_section",
 ]

@@ -1,5 +1,6 @@
 """Rank statistics over records: Friedman's test with records as blocks, mean ranks with
-bootstrap intervals, pairwise Wilcoxon signed-rank tests with Holm's correction, verdicts.
+bootstrap intervals, pairwise Wilcoxon signed-rank tests with Holm's correction, verdicts,
+and the mean of every metric over records.
 """
 
 from __future__ import annotations
@@ -230,3 +231,35 @@ def verdicts(
         rows,
         columns=["method", "deletion", "randomisation", "planted", "passed", "tests_run", "text"],
     )
+
+
+def record_means(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The mean over records per model, dataset, method, test and metric, with a 95% interval.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The tidy table (:attr:`ecgrepro.explain.faithfulness.table.Benchmark.table`).
+    n_boot : int
+        Bootstrap resamples of the records (:func:`ecgrepro.explain.relevance.mean_interval`).
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, dataset, method, test, metric, value, ci_low, ci_high``, one row per group
+        (sorted): the page's ``faithfulness.csv``.
+    """
+    from ecgrepro.explain.relevance import mean_interval
+
+    out_rows = []
+    for (m, d, meth, test, metric), g in table.groupby(
+        ["model", "dataset", "method", "test", "metric"]
+    ):
+        v, lo, hi = mean_interval(g.value.to_numpy(), n_boot, seed)
+        out_rows.append(
+            {"model": m, "dataset": d, "method": meth, "test": test, "metric": metric,
+             "value": v, "ci_low": lo, "ci_high": hi}
+        )
+    columns = ["model", "dataset", "method", "test", "metric", "value", "ci_low", "ci_high"]
+    return pd.DataFrame(out_rows, columns=columns)
