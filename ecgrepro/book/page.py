@@ -27,24 +27,8 @@ from ecgrepro.book.report import (
     run_cost,
     write_run_facts,
 )
+from ecgrepro.catalogue import SETUP_PARAMETERS
 from ecgrepro.parameters import PAGE_SHARED, page_declared
-
-#: :func:`ecgrepro.pipeline.setup`'s keyword arguments a page passes when it has them.
-SETUP_KEYWORDS = (
-    "fs_hz",
-    "window_s",
-    "seed",
-    "device",
-    "label_mapping",
-    "epochs",
-    "epochs_ours",
-    "batch_size",
-    "lr",
-    "augment_cpsc_in_ours2",
-    "retrain",
-    "amp",
-    "compile",
-)
 
 
 class Page:
@@ -122,7 +106,7 @@ class Page:
         """
         from ecgrepro.pipeline import setup
 
-        kw = {k: self.ns[k] for k in SETUP_KEYWORDS if k in self.ns}
+        kw = {k: self.ns[k] for k in SETUP_PARAMETERS if k in self.ns}  # setup's keywords
         if label_mapping is not None:
             kw["label_mapping"] = label_mapping
         pipe = setup(
