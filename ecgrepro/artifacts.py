@@ -131,12 +131,18 @@ class TrainedModel:
         moved aside (:func:`ecgrepro.data.signals.move_aside`) and scored anew;
         a new one goes to a unique temporary name and is renamed into place.
         Scored with the spec's ``amp`` and ``compile`` (:func:`ecgrepro.train.predict_scores`).
+        The samples' labels are stored beside them (``labels-<name>-<data_key>.npy``), so
+        that a release (:mod:`ecgrepro.release`) can give the model's thresholds and metrics
+        without the data.
 
         Returns
         -------
         numpy.ndarray, shape (len(samples), 9), float32
         """
         path = self.folder / f"scores-{name}-{data_key}.npy"
+        labels = self.folder / f"labels-{name}-{data_key}.npy"
+        if not labels.is_file():
+            _save_atomic(labels, np.asarray(samples.y, dtype=np.float32))
         if path.is_file():
             try:
                 stored = np.load(path, allow_pickle=False)
@@ -150,15 +156,20 @@ class TrainedModel:
         s = predict_scores(
             self.model, samples, device=device, amp=self.spec.amp, compile=self.spec.compile
         )
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, s)
-            publish(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _save_atomic(path, s)
         return s
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a unique temporary name in the folder, then renamed into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _train_and_store(spec, model, key, folder, train, val, device, parent, log, dist, sync):

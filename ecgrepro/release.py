@@ -10,10 +10,17 @@ check (:func:`ecgrepro.artifacts.check_artifact`) into ``DIR/<name>-<key>/``:
 - ``log.csv``: the per-epoch log;
 - ``scores-<dataset>-<split>-<data key>.npy``: the sigmoid outputs the book
   computed per record of each split scored (float32, one row per record in the
-  split's order, one column per class);
+  split's order, one column per class), and ``labels-...npy`` beside them (the
+  records' labels, float32 0/1, same shape) where the build stored them;
+- ``metrics-<dataset>-test-<data key>.csv``: the per-class precision, recall, F1,
+  AUC and accuracy on each stored test split, at the F1-optimal validation
+  thresholds (:func:`model_results`);
 
-plus ``DIR/manifest.json``: every file's size and SHA-256, the project's commit
-and the versions of Python, torch, numpy and safetensors. ``ecgrepro import
+plus ``DIR/manifest.json``: every file's size and SHA-256, per model its records
+trained and validated on, thresholds and test metrics (``results``), the profiles
+the build's pages ran with, the data's record counts (listed, used, skipped per
+dataset), the project's commit and the versions of Python, torch, numpy and
+safetensors. ``ecgrepro import
 DIR`` verifies every sum first, then installs each model into
 ``<build>/artifacts/`` as the artifact :func:`~ecgrepro.pipeline.get_model`
 looks up by key, so a ``make book`` with the same profile and data trains none
@@ -48,7 +55,10 @@ RELEASE_FORMAT = 1
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+-[0-9a-f]{16}$")
 #: Files of a released model besides its scores.
 _MODEL_FILES = ("model.safetensors", "meta.json", "log.csv")
-_SCORES = re.compile(r"^scores-[A-Za-z0-9_.+-]+\.npy$")
+_SCORES = re.compile(r"^(scores|labels)-[A-Za-z0-9_.+-]+\.npy$")
+_METRICS = re.compile(r"^metrics-[A-Za-z0-9_.+-]+\.csv$")
+#: A stored split's file name: what, dataset, split, data key.
+_SPLIT_FILE = re.compile(r"^(scores|labels)-([A-Za-z0-9_.+]+)-([a-z]+)-([A-Za-z0-9_.+-]+)\.npy$")
 
 
 class ReleaseError(ValueError):
@@ -96,6 +106,97 @@ def _versions() -> dict[str, str]:
     }
 
 
+def build_profiles(build_dir: Path) -> list[str]:
+    """The profiles a build folder's pages ran with (``tables/run_report.csv``); [] if none."""
+    path = Path(build_dir) / "tables" / "run_report.csv"
+    if not path.is_file():
+        return []
+    return sorted(pd.read_csv(path, usecols=["profile"]).profile.dropna().astype(str).unique())
+
+
+def build_data(build_dir: Path) -> dict[str, dict]:
+    """The data the build's pages read: per dataset, the records listed, used and skipped.
+
+    Read from the pages' run facts (``run/<page>.json``,
+    :func:`ecgrepro.book.report.write_run_facts`); the last page's inventory of a dataset
+    wins (they agree within one build).
+    """
+    out: dict[str, dict] = {}
+    for path in sorted((Path(build_dir) / "run").glob("*.json")):
+        for name, inv in json.loads(path.read_text()).get("datasets", {}).items():
+            out[name] = {k: inv[k] for k in ("listed", "used", "skipped") if k in inv}
+    return out
+
+
+def _split_files(folder: Path) -> dict[tuple[str, str, str], dict[str, Path]]:
+    """(dataset, split, data key) -> {"scores": path, "labels": path} of a model folder."""
+    out: dict[tuple[str, str, str], dict[str, Path]] = {}
+    for path in folder.glob("*.npy"):
+        m = _SPLIT_FILE.match(path.name)
+        if m:
+            out.setdefault((m.group(2), m.group(3), m.group(4)), {})[m.group(1)] = path
+    return out
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def model_results(folder: Path, meta: dict) -> dict:
+    """A released model's thresholds and test metrics, from its stored scores and labels.
+
+    Thresholds maximise F1 per class on the validation folds of the datasets the model
+    trained on (:func:`ecgrepro.metrics.f1_optimal_thresholds`, as
+    :func:`ecgrepro.pipeline.validation_thresholds`); each stored test split is scored with
+    them (:func:`ecgrepro.metrics.per_class_metrics`), and the per-class table is written as
+    ``metrics-<dataset>-test-<data key>.csv`` in ``folder``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The model's release folder, holding ``scores-*`` and ``labels-*`` files.
+    meta : dict
+        The artifact's metadata (``spec.train_on``, ``n_train``, ``n_val``).
+
+    Returns
+    -------
+    dict
+        ``n_train``, ``n_val``, ``thresholds`` (list of float, or None with ``why``),
+        ``metrics``: test split -> the AVG row (precision, recall, F1, AUC, accuracy).
+    """
+    from ecgrepro.config import CLASSES
+    from ecgrepro.metrics import f1_optimal_thresholds, per_class_metrics
+
+    splits = _split_files(folder)
+    out = {"n_train": meta.get("n_train"), "n_val": meta.get("n_val"), "thresholds": None}
+    val = [
+        files
+        for (dataset, split, _), files in sorted(splits.items())
+        if split == "val" and dataset in meta["spec"]["train_on"] and len(files) == 2
+    ]
+    if len(val) < len(meta["spec"]["train_on"]):
+        out["why"] = "validation scores or labels not stored (a build before labels were kept)"
+        return out
+    y = np.concatenate([_load(f["labels"]) for f in val])
+    thresholds, _ = f1_optimal_thresholds(y, np.concatenate([_load(f["scores"]) for f in val]))
+    out["thresholds"] = [float(t) for t in thresholds]
+    out["metrics"] = {}
+    for (dataset, split, key), files in sorted(splits.items()):
+        if split != "test" or len(files) != 2:
+            continue
+        scores = _load(files["scores"])
+        classes = CLASSES if scores.shape[1] == len(CLASSES) else tuple(
+            f"class {k}" for k in range(scores.shape[1])
+        )
+        table = per_class_metrics(_load(files["labels"]), scores, thresholds, classes)
+        table.to_csv(folder / f"metrics-{dataset}-test-{key}.csv")
+        avg = table.loc["AVG"]
+        out["metrics"][f"{dataset}-test"] = {
+            k: (None if pd.isna(v) else float(v)) for k, v in avg.items()
+        }
+    return out
+
+
 def export_models(build_dir: Path, out_dir: Path, log=print) -> ReleaseReport:
     """Write every stored model of a build folder as a release.
 
@@ -129,6 +230,7 @@ def export_models(build_dir: Path, out_dir: Path, log=print) -> ReleaseReport:
         raise ReleaseError(f"{out_dir / 'manifest.json'}: a release is already there")
     report = ReleaseReport()
     files: dict[str, dict] = {}
+    results: dict[str, dict] = {}
     folders = sorted(p for p in artifacts.glob("*") if p.is_dir() and _ARTIFACT_NAME.match(p.name))
     for folder in folders:
         try:
@@ -145,9 +247,10 @@ def export_models(build_dir: Path, out_dir: Path, log=print) -> ReleaseReport:
         save_file({k: v.contiguous() for k, v in state.items()}, str(dest / "model.safetensors"))
         (dest / "meta.json").write_text(json.dumps(meta, indent=1))
         shutil.copy2(folder / "log.csv", dest / "log.csv")
-        for scores in sorted(folder.glob("scores-*.npy")):
+        for scores in sorted([*folder.glob("scores-*.npy"), *folder.glob("labels-*.npy")]):
             np.load(scores, allow_pickle=False)  # only readable score files are released
             shutil.copy2(scores, dest / scores.name)
+        results[folder.name] = model_results(dest, meta)
         for f in sorted(dest.iterdir()):
             rel = f"{folder.name}/{f.name}"
             files[rel] = {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
@@ -159,6 +262,9 @@ def export_models(build_dir: Path, out_dir: Path, log=print) -> ReleaseReport:
     manifest = {
         "format": RELEASE_FORMAT,
         "models": report.models,
+        "results": results,
+        "profiles": build_profiles(build_dir),
+        "data": build_data(build_dir),
         "files": files,
         "commit": _commit(),
         "versions": _versions(),
@@ -181,7 +287,7 @@ def _safe_member(release: Path, rel: str) -> Path:
     if (
         len(parts) != 2
         or not _ARTIFACT_NAME.match(parts[0])
-        or not (parts[1] in _MODEL_FILES or _SCORES.match(parts[1]))
+        or not (parts[1] in _MODEL_FILES or _SCORES.match(parts[1]) or _METRICS.match(parts[1]))
     ):
         raise ReleaseError(f"manifest.json lists {rel!r}, which is not a file of a released model")
     return release / parts[0] / parts[1]
@@ -278,7 +384,7 @@ def import_models(release: Path, build_dir: Path, log=print) -> ReleaseReport:
             if meta.get("key") != name.rsplit("-", 1)[1]:
                 raise ReleaseError(f"{src / 'meta.json'}: key {meta.get('key')!r} is not {name}'s")
             meta["imported_from"] = {"commit": manifest.get("commit"), "release": str(release)}
-            scores = tuple(sorted(src.glob("scores-*.npy")))
+            scores = tuple(sorted([*src.glob("scores-*.npy"), *src.glob("labels-*.npy")]))
             store_artifact(folder, state, src / "log.csv", meta, extra_files=scores)
         report.models.append(name)
         if log:

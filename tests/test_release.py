@@ -12,6 +12,7 @@ import torch
 
 from ecgrepro import cli
 from ecgrepro.artifacts import check_artifact
+from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.pipeline import get_model
 from ecgrepro.release import ReleaseError, export_models, import_models, verify_release
 from ecgrepro.train import Samples
@@ -39,8 +40,24 @@ def test_export_then_import_gives_the_model_the_book_reuses(trained, build, tmp_
     report = export_models(build, release, log=None)
     assert report.models == [m.folder.name] and report.skipped == []
     names = sorted(p.name for p in (release / m.folder.name).iterdir())
-    assert names == ["log.csv", "meta.json", "model.safetensors", "scores-cpsc-val-k0.npy"]
+    assert names == [
+        "labels-cpsc-val-k0.npy",
+        "log.csv",
+        "meta.json",
+        "model.safetensors",
+        "scores-cpsc-val-k0.npy",
+    ]
     manifest = verify_release(release)
+    # thresholds from the stored validation scores and labels, as the book computes them
+    result = manifest["results"][m.folder.name]
+    val = Samples.from_dataset(datasets["cpsc"], "val", augment=False)
+    np.testing.assert_array_equal(np.load(release / m.folder.name / names[0]), val.y)
+    stored = np.load(build / "artifacts" / m.folder.name / "scores-cpsc-val-k0.npy")
+    want, _ = f1_optimal_thresholds(val.y, stored)  # train_on = ("cpsc",): its val fold only
+    assert m.spec.train_on == ("cpsc",) or list(m.spec.train_on) == ["cpsc"]
+    np.testing.assert_allclose(result["thresholds"], want)
+    assert result["n_train"] > 0 and result["metrics"] == {}  # no test split was scored
+    assert set(manifest) >= {"profiles", "data", "commit", "versions"}
     assert set(manifest["files"]) == {f"{m.folder.name}/{n}" for n in names}
     assert {"torch", "numpy", "safetensors", "python"} <= set(manifest["versions"])
     fresh = tmp_path / "fresh"
