@@ -162,7 +162,9 @@ def model_results(folder: Path, meta: dict) -> dict:
     -------
     dict
         ``n_train``, ``n_val``, ``thresholds`` (list of float, or None with ``why``),
-        ``metrics``: test split -> the AVG row (precision, recall, F1, AUC, accuracy).
+        ``metrics``: ``<dataset>-test-<data key>`` -> the AVG row (precision, recall, F1,
+        AUC, accuracy); keyed by the data key too, as a model may be scored on one dataset
+        under two label mappings.
     """
     from ecgrepro.config import CLASSES
     from ecgrepro.metrics import f1_optimal_thresholds, per_class_metrics
@@ -191,7 +193,7 @@ def model_results(folder: Path, meta: dict) -> dict:
         table = per_class_metrics(_load(files["labels"]), scores, thresholds, classes)
         table.to_csv(folder / f"metrics-{dataset}-test-{key}.csv")
         avg = table.loc["AVG"]
-        out["metrics"][f"{dataset}-test"] = {
+        out["metrics"][f"{dataset}-test-{key}"] = {
             k: (None if pd.isna(v) else float(v)) for k, v in avg.items()
         }
     return out
