@@ -177,14 +177,14 @@ def test_shap_panel_methods_shapes_and_flags():
     ds, model = ToyDataset(), TinyECG().eval()
     r = shap_panel(model, ds, 4, 5, 3, 1, 2)
     assert set(r.matrices) == {
-        "gradient_published",
-        "gradient_principled",
-        "exact_zeros",
-        "exact8_zeros",
+        "shap_published",
+        "shap_principled",
+        "shapley12",
+        "shapley8",
     }
-    assert r.matrices["exact_zeros"].shape == (10, 12)
-    assert r.matrices["exact8_zeros"].shape == (10, 8)
-    for method in ("gradient_principled", "exact_zeros", "exact8_zeros"):  # |.|-normalised
+    assert r.matrices["shapley12"].shape == (10, 12)
+    assert r.matrices["shapley8"].shape == (10, 8)
+    for method in ("shap_principled", "shapley12", "shapley8"):  # |.|-normalised
         rows = r.matrices[method][:9]
         finite = np.isfinite(rows).all(axis=1)
         np.testing.assert_allclose(np.abs(rows[finite]).sum(axis=1), 1.0)
@@ -202,12 +202,12 @@ def test_limb_credit_and_claim_ranks_read_the_panels():
     credit = limb_credit({"Fig. x": r}, ("AF", "PAC"))
     assert credit["class"].tolist() == ["AF"]  # PAC has no exact record
     row = credit.iloc[0]
-    m12 = r.matrices["exact_zeros"][1]
+    m12 = r.matrices["shapley12"][1]
     assert row.II_12 == m12[1] and row.aVF_12 == m12[5]
     assert row.derived_12 == pytest.approx(m12[2:6].sum())
-    assert row.II_8 == r.matrices["exact8_zeros"][1, 1]
+    assert row.II_8 == r.matrices["shapley8"][1, 1]
     ranks = claim_ranks({"Fig. x": r}, [("AF", "II"), ("AF", "aVF"), ("PAC", "II")])
-    assert ranks.loc["aVF for AF", ("Fig. x", "exact8_zeros")] == "derived"
-    assert ranks.loc["II for PAC", ("Fig. x", "exact_zeros")] == "-"
-    assert 1 <= ranks.loc["II for AF", ("Fig. x", "exact_zeros")] <= 12
-    assert r.row_marks("exact_zeros")[-1] == "" and len(r.row_marks("exact_zeros")) == 10
+    assert ranks.loc["aVF for AF", ("Fig. x", "shapley8")] == "derived"
+    assert ranks.loc["II for PAC", ("Fig. x", "shapley12")] == "-"
+    assert 1 <= ranks.loc["II for AF", ("Fig. x", "shapley12")] <= 12
+    assert r.row_marks("shapley12")[-1] == "" and len(r.row_marks("shapley12")) == 10

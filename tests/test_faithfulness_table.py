@@ -42,10 +42,10 @@ def _fake_shap_panel(model, ds, *args, **kwargs):
     rows, targets = np.array([3, 5, 7, 9]), np.arange(N_RECORDS)
     values = np.random.default_rng(2).random((N_RECORDS, 12))
     return SimpleNamespace(
-        rows={"gradient_principled": rows, "exact_zeros": rows[:K_EXACT]},
-        targets={"gradient_principled": targets},
-        values={"gradient_principled": values, "exact_zeros": values[:K_EXACT] + 1,
-                "exact8_zeros": values[:K_EXACT, :8]},
+        rows={"shap_principled": rows, "shapley12": rows[:K_EXACT]},
+        targets={"shap_principled": targets},
+        values={"shap_principled": values, "shapley12": values[:K_EXACT] + 1,
+                "shapley8": values[:K_EXACT, :8]},
         exact=pd.DataFrame({"seconds": [1.0, 2.0], "seconds_8": [0.5, 0.5]}),
     )  # fmt: skip
 

@@ -7,7 +7,13 @@ exact lead Shapley values, the baselines) is one :class:`Method` in
 seed, **params)`` and is called through :func:`explain`, which checks the
 input, broadcasts the targets, passes each method only the parameters it
 declares, zeroes the padding of a time map, restores the model's mode and
-device, and checks the result's shape and dtype. The faithfulness benchmark
+device, and checks the result's shape and dtype. A method with a diagnostic
+of its own (IG's convergence delta, LRP's conservation) gives it beside the
+map when asked (``with_check=True``), and ``keep_padding=True`` returns the
+map as the method left it, so that the share of relevance the padding took
+can be measured (Companion A's
+:func:`ecgrepro.explain.relevance.relevance_summary` does both). The
+faithfulness benchmark
 (:mod:`ecgrepro.explain.faithfulness`), its figures and the parametrised test
 ``tests/test_methods.py`` loop over this table: a new method is one entry
 here.
@@ -77,6 +83,10 @@ class Method:
         Where the method is defined.
     required : tuple of str
         Those of ``params`` that :func:`explain` must be given (not None).
+    check : str
+        The method's own diagnostic, returned beside the map by
+        ``explain(..., with_check=True)``; empty where it has none. ``fn``
+        then accepts ``with_check`` and returns ``(map, check)``.
     """
 
     name: str
@@ -89,6 +99,7 @@ class Method:
     params: tuple[str, ...]
     source: str
     required: tuple[str, ...] = ()
+    check: str = ""
 
 
 def batch_slices(n: int, size: int) -> Iterator[slice]:
@@ -146,24 +157,35 @@ def guided_gradcam_map(model, x, target, *, n_valid, seed, layer="layer4", batch
     return _captum(cls, model, x, target, batch_size)
 
 
-def ig_map(model, x, target, *, n_valid, seed, ig_steps=50, batch_size=16):
-    """Integrated Gradients from 0 mV (:func:`ecgrepro.explain.relevance.integrated_gradients`)."""
+def ig_map(model, x, target, *, n_valid, seed, ig_steps=50, batch_size=16, with_check=False):
+    """Integrated Gradients from 0 mV (:func:`ecgrepro.explain.relevance.integrated_gradients`).
+
+    ``batch_size // 2`` records per call (each call evaluates ``ig_steps`` inputs per record);
+    ``with_check``: also the convergence delta, sum of the map minus (logit(x) - logit(0)).
+    """
     from ecgrepro.explain.relevance import integrated_gradients
 
-    return integrated_gradients(model, x, target, ig_steps, max(1, batch_size // 2))[0]
+    rel, delta = integrated_gradients(model, x, target, ig_steps, max(1, batch_size // 2))
+    return (rel, delta) if with_check else rel
 
 
 def _lrp(composite: str):
-    def fn(model, x, target, *, n_valid, seed, batch_size=16, low=None, high=None):
+    def fn(model, x, target, *, n_valid, seed, batch_size=16, low=None, high=None,
+           with_check=False):
         from ecgrepro.explain.relevance import lrp
 
         kw = {"low": low, "high": high, "batch_size": batch_size}
-        return lrp(model, x, target, composite=composite, **kw)[0]
+        rel, logit = lrp(model, x, target, composite=composite, **kw)
+        if not with_check:
+            return rel
+        with np.errstate(divide="ignore", invalid="ignore"):  # a logit of exactly 0
+            return rel, rel.reshape(len(rel), -1).sum(1) / logit
 
     fn.__name__ = f"lrp_{composite}_map"
     fn.__doc__ = (
         f"LRP with zennit's {composite} composite (:func:`ecgrepro.explain.relevance.lrp`); "
-        "``low``/``high``: the z-box bounds, mV (default: the call's records' range)."
+        "``low``/``high``: the z-box bounds, mV (default: the call's records' range); "
+        "``with_check``: also the conservation, sum of relevance / the starting logit."
     )
     return fn
 
@@ -232,6 +254,8 @@ def _exact(game: str):
     return fn
 
 
+_IG_CHECK = "convergence delta: sum of the map - (logit(x) - logit(0)), logit"
+_LRP_CHECK = "conservation: sum of the relevance over all samples / the target logit"
 _SHAP_SOURCE = "Lundberg & Lee 2017; the paper's code (GradientExplainer, summed over time)"
 _TIME_PARAMS = ("batch_size",)
 
@@ -248,13 +272,15 @@ METHODS: dict[str, Method] = {
         Method("input_x_gradient", "Input x gradient", "time", "logit", False, True,
                input_x_gradient_map, _TIME_PARAMS, "Shrikumar et al. 2016 (captum)"),
         Method("ig", "Integrated Gradients", "time", "logit", False, True, ig_map,
-               ("ig_steps", "batch_size"), "Sundararajan et al. 2017, Eq. 1 (captum); Companion A"),
+               ("ig_steps", "batch_size"), "Sundararajan et al. 2017, Eq. 1 (captum); Companion A",
+               check=_IG_CHECK),
         Method("lrp_epsilon_plus_flat", "LRP EpsilonPlusFlat", "time", "logit", False, True,
                _lrp("epsilon_plus_flat"), ("batch_size", "low", "high"),
-               "Bach et al. 2015; Montavon et al. 2019 (zennit); Companion A"),
+               "Bach et al. 2015; Montavon et al. 2019 (zennit); Companion A",
+               check=_LRP_CHECK),
         Method("lrp_epsilon_gamma_box", "LRP EpsilonGammaBox", "time", "logit", False, True,
                _lrp("epsilon_gamma_box"), ("batch_size", "low", "high"),
-               "Montavon et al. 2019 (zennit); Companion A's variant"),
+               "Montavon et al. 2019 (zennit); Companion A's variant", check=_LRP_CHECK),
         Method("gradcam", "Grad-CAM (correct)", "time", "logit", False, True, gradcam_map,
                ("layer", "batch_size"), "Selvaraju et al. 2017, Eqs. 1-2, over time"),
         Method("gradcam_published", "Grad-CAM (published)", "time", "logit", False, True,
@@ -302,8 +328,10 @@ def explain(
     *,
     n_valid: np.ndarray | None = None,
     seed: int = 0,
+    keep_padding: bool = False,
+    with_check: bool = False,
     **params,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One method's explanation of some records, through the method table.
 
     Parameters
@@ -321,6 +349,11 @@ def explain(
         padding). None: all.
     seed : int
         Seeds the method's random draws, if any.
+    keep_padding : bool
+        Return a time map as the method left it, padding included (default:
+        the padding set to exactly 0).
+    with_check : bool
+        Also return the method's own diagnostic (:attr:`Method.check`).
     **params
         Parameters of the methods; each method receives those of its
         ``params`` that are given (so one dict serves a loop over methods).
@@ -330,14 +363,15 @@ def explain(
     numpy.ndarray
         Of the method's granularity (see the module docstring): ``(n, 12,
         n_samples)`` float32 with 0 in the padding, or ``(n, 12)`` / ``(n, 8)``
-        float64.
+        float64. With ``with_check``: ``(map, check)``, ``check`` (n,) float64.
 
     Raises
     ------
     ValueError
         For an unknown method, a required parameter missing (the SHAP
         methods' ``background``), ``x`` not a finite (n, leads, samples) array,
-        a length outside [1, n_samples], or a result of the wrong shape.
+        a length outside [1, n_samples], a result of the wrong shape, or
+        ``with_check`` for a method without a diagnostic.
     """
     if name not in METHODS:
         raise ValueError(f"unknown explanation method {name!r}; known: {list(METHODS)}")
@@ -345,6 +379,8 @@ def explain(
     missing = [p for p in method.required if params.get(p) is None]
     if missing:
         raise ValueError(f"{name} ({method.label}) needs {', '.join(missing)}")
+    if with_check and not method.check:
+        raise ValueError(f"{name} ({method.label}) has no diagnostic to return (with_check)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 3 or not np.isfinite(x).all():
         raise ValueError(f"x must be a finite (n, leads, samples) array, got shape {x.shape}")
@@ -352,16 +388,23 @@ def explain(
     targets = np.broadcast_to(np.asarray(target, dtype=int), (n,)).copy()
     lengths = valid_lengths(n_valid, (n,), n_samples)
     kw = {k: v for k, v in params.items() if k in method.params}
+    if with_check:
+        kw["with_check"] = True
     was_training = model.training
     model.eval()
     try:
         out = method.fn(model, x, targets, n_valid=lengths, seed=seed, **kw)
     finally:
         model.train(was_training)
+    if with_check:
+        out, check = out
+        check = np.asarray(check, dtype=np.float64)
+        if check.shape != (n,):
+            raise ValueError(f"{name} returned a check of shape {check.shape} for {n} records")
     shape_of, dtype = GRANULARITIES[method.granularity]
-    if method.granularity == "time":
+    if method.granularity == "time" and not keep_padding:
         out = np.where(valid_masks(lengths, n_samples)[:, None, :], out, 0)
     out = np.asarray(out).astype(dtype)
     if out.shape != (n, *shape_of(n_leads, n_samples)):
         raise ValueError(f"{name} returned shape {out.shape} for x of shape {x.shape}")
-    return out
+    return (out, check) if with_check else out

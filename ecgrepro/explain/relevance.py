@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ecgrepro.beats import valid_masks
+from ecgrepro.explain.methods import explain
 from ecgrepro.explain.zennit_compat import import_zennit
 from ecgrepro.metrics import percentile_interval
 from ecgrepro.models import BasicBlock1d
@@ -420,7 +421,8 @@ def lead_rank_test(
 
 
 #: Relevance methods by name: IG and the two LRP composites.
-METHODS = ("ig", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box")
+#: Companion A's methods, names of :data:`ecgrepro.explain.methods.METHODS` (those with a check).
+RELEVANCE_METHODS = ("ig", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box")
 
 
 def relevance_summary(
@@ -430,7 +432,7 @@ def relevance_summary(
     records: list[str],
     fs_hz: float,
     targets: dict[str, int],
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] = RELEVANCE_METHODS,
     n_steps: int = 50,
     before_ms: float = 250.0,
     after_ms: float = 450.0,
@@ -456,7 +458,7 @@ def relevance_summary(
     targets : dict of str -> int
         Class name -> logit index (``{"AF": 1, "LBBB": 3}``).
     methods : tuple of str
-        Among :data:`METHODS`.
+        Among :data:`RELEVANCE_METHODS`.
     n_steps : int
         IG steps.
     before_ms, after_ms : float
@@ -487,9 +489,9 @@ def relevance_summary(
     """
     from ecgrepro.beats import WAVES, beat_windows, wave_windows_ms
 
-    unknown = set(methods) - set(METHODS)
+    unknown = set(methods) - set(RELEVANCE_METHODS)
     if unknown:
-        raise ValueError(f"unknown relevance methods {sorted(unknown)}; known: {METHODS}")
+        raise ValueError(f"unknown relevance methods {sorted(unknown)}; known: {RELEVANCE_METHODS}")
     x = np.asarray(x, dtype=np.float32)
     n, n_leads, n_samples = x.shape
     low, high = float(x.min()), float(x.max())  # z-box bounds: the explained records' range, mV
@@ -532,16 +534,12 @@ def relevance_summary(
             check, padding = np.zeros(n), np.zeros(n)
             for s in range(0, n, chunk):
                 xb, nv = x[s : s + chunk], np.asarray(n_valid[s : s + chunk])
-                # Not through ecgrepro.explain.methods.explain() (issue #24): its maps come
-                # without IG's convergence delta and LRP's starting logit, and with the padding
-                # zeroed, which the check and padding columns measure.
-                if m == "ig":
-                    rel, delta = integrated_gradients(model, xb, t, n_steps, batch_size=chunk)
-                    check[s : s + len(xb)] = delta
-                else:
-                    rel, lg = lrp(model, xb, t, m.removeprefix("lrp_"), low=low, high=high)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        check[s : s + len(xb)] = rel.reshape(len(xb), -1).sum(1) / lg
+                # the padding kept: its share of |relevance| is a column. batch_size: IG
+                # takes batch_size // 2 records per call, LRP batch_size; so the chunk at once
+                rel, check[s : s + len(xb)] = explain(
+                    m, model, xb, t, n_valid=nv, keep_padding=True, with_check=True,
+                    ig_steps=n_steps, batch_size=2 * chunk, low=low, high=high,
+                )
                 mask = valid_masks(nv, n_samples)[:, None, :]
                 total = np.abs(rel).reshape(len(xb), -1).sum(1)
                 padding[s : s + len(xb)] = np.where(

@@ -95,11 +95,13 @@ class PanelResult:
     Attributes
     ----------
     matrices : dict of str -> numpy.ndarray, shape (10, n_players)
-        Class (9 + AVG) x lead matrices per method: ``gradient_published``
-        (signed-sum normalisation, as published), ``gradient_principled``,
-        ``exact_<baseline>`` (12-lead game) and ``exact8_<baseline>``
-        (independent-lead game, 8 columns: :data:`INDEPENDENT_LEADS`), these
-        three normalised by the sum of absolute values.
+        Class (9 + AVG) x lead matrices per method, named as in
+        :data:`ecgrepro.explain.methods.METHODS`: ``shap_published``
+        (signed-sum normalisation, as published), ``shap_principled``,
+        ``shapley12`` (the exact 12-lead game) and ``shapley8`` (the
+        independent-lead game, 8 columns: :data:`INDEPENDENT_LEADS`), these
+        three normalised by the sum of absolute values. The exact games'
+        baseline is the panel's ``exact_baseline``.
     flags : pandas.DataFrame
         :func:`sum_flags` per method: ``method, class, records, signed_sum,
         abs_sum, signed_share, flag``.
@@ -364,20 +366,20 @@ def shap_panel(
 
     j = np.arange(len(chosen))
     values = {
-        "gradient_published": pub["values"],
-        "gradient_principled": pri["values"],
-        f"exact_{exact_baseline}": games["leads12"]["phi"][j, :, t_c],
-        f"exact8_{exact_baseline}": games["independent8"]["phi"][j, :, t_c],
+        "shap_published": pub["values"],
+        "shap_principled": pri["values"],
+        "shapley12": games["leads12"]["phi"][j, :, t_c],
+        "shapley8": games["independent8"]["phi"][j, :, t_c],
     }
     targets = {
-        "gradient_published": np.asarray(pub["targets"], dtype=int),
-        "gradient_principled": t2,
-        f"exact_{exact_baseline}": t_c,
-        f"exact8_{exact_baseline}": t_c,
+        "shap_published": np.asarray(pub["targets"], dtype=int),
+        "shap_principled": t2,
+        "shapley12": t_c,
+        "shapley8": t_c,
     }
     matrices, flags = {}, []
     for method, vals in values.items():
-        rule = "signed" if method == "gradient_published" else "abs"
+        rule = "signed" if method == "shap_published" else "abs"
         # (records, leads * ...); explicit so that a panel without exact records (0 rows) works
         vals = vals.reshape(len(targets[method]), int(np.prod(vals.shape[1:])))
         matrices[method] = aggregate_per_lead(vals, targets[method], normalise=rule)
@@ -390,7 +392,7 @@ def shap_panel(
     exact_rows = []
     for k in j:
         gradient = pri["values"][chosen[k]]
-        phi12 = values[f"exact_{exact_baseline}"][k]
+        phi12 = values["shapley12"][k]
         exact_rows.append(
             {
                 "record": names[rows_c[k]],
@@ -453,10 +455,10 @@ def shap_panel(
         columns=["method", "records", "model_evaluations_per_record", "seconds_per_record"],
     )
     rows = {
-        "gradient_published": np.asarray(ex_idx, dtype=int),
-        "gradient_principled": np.asarray(ex2, dtype=int),
-        f"exact_{exact_baseline}": np.asarray(rows_c, dtype=int),
-        f"exact8_{exact_baseline}": np.asarray(rows_c, dtype=int),
+        "shap_published": np.asarray(ex_idx, dtype=int),
+        "shap_principled": np.asarray(ex2, dtype=int),
+        "shapley12": np.asarray(rows_c, dtype=int),
+        "shapley8": np.asarray(rows_c, dtype=int),
     }
     return PanelResult(matrices, exact_df, costs, flags, values, targets, reused, rows)
 
@@ -505,7 +507,7 @@ def claim_ranks(results: dict, claims: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(table).T
 
 
-def limb_credit(results: dict, classes: tuple[str, ...], baseline: str = "zeros") -> pd.DataFrame:
+def limb_credit(results: dict, classes: tuple[str, ...]) -> pd.DataFrame:
     """Where the limb leads' credit goes between the 12-lead and the 8-lead game.
 
     Parameters
@@ -513,8 +515,6 @@ def limb_credit(results: dict, classes: tuple[str, ...], baseline: str = "zeros"
     results : dict of str -> PanelResult
     classes : tuple of str
         Classes to report (those of the paper's readings).
-    baseline : str
-        The exact games' baseline (method names ``exact_<baseline>``, ``exact8_<baseline>``).
 
     Returns
     -------
@@ -525,7 +525,7 @@ def limb_credit(results: dict, classes: tuple[str, ...], baseline: str = "zeros"
     """
     out = []
     for panel, r in results.items():
-        m12, m8 = r.matrices[f"exact_{baseline}"], r.matrices[f"exact8_{baseline}"]
+        m12, m8 = r.matrices["shapley12"], r.matrices["shapley8"]
         for cls in classes:
             c = CLASSES.index(cls)
             if not (np.isfinite(m12[c]).all() and np.isfinite(m8[c]).all()):

@@ -25,7 +25,7 @@ from ecgrepro.explain import EXPLAIN_CODE_VERSION, zennit_compat
 from ecgrepro.explain.relevance import (
     CLINICAL_LEADS,
     INDEPENDENT_LEADS,
-    METHODS,
+    RELEVANCE_METHODS,
     canonizer_check,
     lead_rank_test,
     mean_interval,
@@ -172,11 +172,11 @@ def explain_records(page, models, fs_hz, n_steps, n_per_group, before_ms, after_
                 checks.append({"model": m, "dataset": d, **canonizer_check(model, x[:2])})
             payload = {"model": tm.key, "data": ds.data_key, "records": names, "targets": TARGETS,
                        "n_steps": n_steps, "before_ms": before_ms, "after_ms": after_ms,
-                       "methods": METHODS, "version": EXPLAIN_CODE_VERSION}
+                       "methods": RELEVANCE_METHODS, "version": EXPLAIN_CODE_VERSION}
 
             def compute(model=model, x=x, n_valid=n_valid, names=names):
-                return relevance_summary(model, x, n_valid, names, fs_hz, TARGETS, METHODS,
-                                         n_steps, before_ms, after_ms)
+                return relevance_summary(model, x, n_valid, names, fs_hz, TARGETS,
+                                         RELEVANCE_METHODS, n_steps, before_ms, after_ms)
 
             results[m, d] = page.cached(f"relevance-{m}-{d}", payload, compute)
     snr_only = {d: ((pipe.datasets[d].y[rows] > 0).sum(1) == 1)
@@ -210,7 +210,7 @@ def method_checks(ex: Explained) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, 
                                                 dataset=lambda t: t.dataset.map(DATASETS))
     check_rows = []
     for (m, d), r in ex.results.items():
-        for meth in METHODS:
+        for meth in RELEVANCE_METHODS:
             for c in TARGETS:
                 v, p = r[f"{meth}.{c}.check"], r[f"{meth}.{c}.padding"]
                 if len(v):
@@ -252,7 +252,7 @@ def relevance_vs_probability(ex: Explained, n_boot: int, seed: int):
             keep = labelled | healthy
             prob = expit(r[f"logit.{c}"])
             outcome = outcomes(labelled, prob, float(thresholds[t]))
-            for meth in METHODS:
+            for meth in RELEVANCE_METHODS:
                 rel = r[f"{meth}.{c}.record"]
                 class_rows += [
                     {"model": m, "dataset": d, "method": meth, "class": c, "record": names[i],
@@ -275,10 +275,10 @@ def classes_figure(classes: pd.DataFrame, profile: str):
     """Figure 7.1: mean relevance against probability, one panel per class and method."""
     colours = {"TP": "tab:green", "FP": "tab:orange", "FN": "tab:red", "TN": "tab:blue"}
     markers = {"cpsc": "o", "ptbxl": "^"}
-    size = (4.2 * len(METHODS), 3.4 * len(TARGETS))
-    fig, axes = plt.subplots(len(TARGETS), len(METHODS), figsize=size, squeeze=False)
+    size = (4.2 * len(RELEVANCE_METHODS), 3.4 * len(TARGETS))
+    fig, axes = plt.subplots(len(TARGETS), len(RELEVANCE_METHODS), figsize=size, squeeze=False)
     for i, c in enumerate(TARGETS):
-        for j, meth in enumerate(METHODS):
+        for j, meth in enumerate(RELEVANCE_METHODS):
             ax = axes[i, j]
             sub = classes[(classes["class"] == c) & (classes.method == meth)]
             for (o, d), g in sub.groupby(["outcome", "dataset"]):
@@ -290,7 +290,7 @@ def classes_figure(classes: pd.DataFrame, profile: str):
             ax.set_title(f"{c}: {METHOD_NAMES[meth]}", fontsize=9)
             ax.set_xlabel(f"probability of {c}")
             ax.set_ylabel("mean relevance (logit units per sample)")
-            if i == 0 and j == len(METHODS) - 1:
+            if i == 0 and j == len(RELEVANCE_METHODS) - 1:
                 ax.legend(fontsize=6, loc="best")
     title = f"Relevance against probability: Original and Ours_2 pooled ({profile} profile)"
     fig.suptitle(title, fontsize=10)
@@ -328,7 +328,7 @@ def clinical_leads(ex: Explained):
         ds = ex.pipe.datasets[d]
         for c, t in TARGETS.items():
             labelled = ds.y[rows, t] > 0
-            for meth in METHODS:
+            for meth in RELEVANCE_METHODS:
                 if labelled.sum() == 0:
                     continue
                 scale = r[f"{meth}.{c}.abs"][labelled]
@@ -417,7 +417,7 @@ def wave_relevance(ex: Explained, n_boot: int, seed: int) -> tuple[pd.DataFrame,
         offsets = r["offsets_ms"]
         for c, t in TARGETS.items():
             groups = {"SNR only": healthy, f"labelled {c}": ds.y[rows, t] > 0}
-            for meth in METHODS:
+            for meth in RELEVANCE_METHODS:
                 beat = r[f"{meth}.{c}.beat"]
                 scale = r[f"{meth}.{c}.abs"]
                 for wave in ("P", "QRS", "T"):
@@ -534,7 +534,7 @@ def verdicts(rho_t: pd.DataFrame, rank_t: pd.DataFrame, key_rows: pd.DataFrame):
     texts : dict, ``a_v0`` ... ``a_v8`` (method-major): "verdict (k of n)"
     """
     verdict_rows, texts = [], {}
-    for meth in METHODS:
+    for meth in RELEVANCE_METHODS:
         label = METHOD_NAMES[meth]
         f1 = rho_t[(rho_t.method == label) & (rho_t.records >= MIN_RECORDS) & rho_t.ci_low.notna()]
         f2 = rank_t
@@ -562,7 +562,7 @@ def method_agreement(leads_t: pd.DataFrame, build) -> tuple[pd.DataFrame, str]:
     """Spearman's rho over the 12 leads between IG, both LRP and SHAP (principled) per lead.
 
     SHAP's values: the Figs 2-5 page's ``<build>/tables/shap_per_lead.csv``
-    (``gradient_principled``), where that page has written it.
+    (``shap_principled``), where that page has written it.
 
     Returns
     -------
@@ -576,7 +576,7 @@ def method_agreement(leads_t: pd.DataFrame, build) -> tuple[pd.DataFrame, str]:
         per_lead[m, d, METHOD_NAMES[meth], c] = values
     if shap_path.is_file():
         shap = pd.read_csv(shap_path)
-        shap = shap[(shap.method == "gradient_principled") & shap["class"].isin(list(TARGETS))]
+        shap = shap[(shap.method == "shap_principled") & shap["class"].isin(list(TARGETS))]
         for (m, d, c), g in shap.groupby(["model", "dataset", "class"]):
             vals = g.set_index("lead").value.reindex(list(LEADS)).to_numpy()
             if np.isfinite(vals).all():

@@ -4,8 +4,9 @@ The page (``notebooks/fig2-5_shap_per_lead.ipynb``) explains the Original and Ou
 2018 and PTB-XL (the paper's Figures 2-5, Section 5) with :func:`ecgrepro.explain.shap_panel`
 (the published GradientExplainer recipe, the principled variant and the exact values of the
 12-lead and 8-lead games); this module runs the four panels, writes their tables and draws the
-figures. The method names in the tables (``gradient_published``, ``gradient_principled``,
-``exact_<baseline>``, ``exact8_<baseline>``) are :class:`ecgrepro.explain.PanelResult`'s.
+figures. The method names in the tables (``shap_published``, ``shap_principled``,
+``shapley12``, ``shapley8``) are the method table's (:data:`ecgrepro.explain.methods.METHODS`)
+and :class:`ecgrepro.explain.PanelResult`'s.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def write_tables(results: Mapping, build: Path) -> tuple[pd.DataFrame, pd.DataFr
 
 def flag_count(flags: pd.DataFrame, published: bool) -> str:
     """``"<flagged> of <rows>"`` class rows, of the published method or of the variants."""
-    rows = flags[(flags.method == "gradient_published") == published]
+    rows = flags[(flags.method == "shap_published") == published]
     return f"{int((rows.flag != '').sum())} of {len(rows)}"
 
 
@@ -161,7 +162,7 @@ def panels(results: Mapping, method: str, kind: str = "") -> dict[str, dict]:
     ----------
     results : mapping of int -> ecgrepro.explain.PanelResult
     method : str
-        A key of the panels' ``matrices`` (``gradient_published``, ...).
+        A key of the panels' ``matrices`` (``shap_published``, ...).
     kind : str
         Inserted after the figure number in each title (``" principled"``, ...).
 
@@ -189,8 +190,8 @@ def save_published_figures(results: Mapping, build: Path, profile: str) -> None:
     """
     for f, (m, d) in PANELS.items():
         title = f"Fig. {f}: {NAMES[m]} on {NAMES[d]} (published SHAP, {profile} profile)"
-        single = shap_heatmaps({title: results[f].matrices["gradient_published"]}, ncols=1,
-                               marks={title: results[f].row_marks("gradient_published")})
+        single = shap_heatmaps({title: results[f].matrices["shap_published"]}, ncols=1,
+                               marks={title: results[f].row_marks("shap_published")})
         single.savefig(build / "figures" / FIGURE_FILES[f], dpi=120)
         plt.close(single)
 
@@ -211,8 +212,8 @@ def agreement(results: Mapping) -> pd.DataFrame:
     """
     table = {}
     for f in PANELS:
-        pub = results[f].matrices["gradient_published"]
-        var = results[f].matrices["gradient_principled"]
+        pub = results[f].matrices["shap_published"]
+        var = results[f].matrices["shap_principled"]
         table[f"Fig. {f}"] = {
             "rank correlation of the two matrices (Spearman, all finite cells)": spearmanr(
                 pub.ravel(), var.ravel(), nan_policy="omit").statistic,

@@ -205,11 +205,6 @@ class Settings:
         """The replacements of the LeRF curves."""
         return REPLACEMENTS if self.lerf_variants else ("interpolate",)
 
-    @property
-    def exact(self) -> str:
-        """The SHAP page's name of its exact 12-lead values (``exact_zeros``)."""
-        return f"exact_{self.exact_baseline}"
-
 
 def capped(limit: int, n: int) -> int:
     """A records parameter applied to ``n`` records: 0 all, negative none, else at most ``limit``.

@@ -280,10 +280,10 @@ def _curve_panel(pipe, m, tm, d, s: Settings, log):
         store_dir=pipe.artifacts / "explain", log=log,
     )
     model = tm.model.to(pipe.device).eval()
-    ex2, t2 = res.rows["gradient_principled"], res.targets["gradient_principled"]
+    ex2, t2 = res.rows["shap_principled"], res.targets["shap_principled"]
     order = spread_over_classes(t2, s.n_records)
     rows, targets = ex2[order], t2[order]
-    exact_rows = res.rows[s.exact]
+    exact_rows = res.rows["shapley12"]
     k = int(np.sum(np.isin(rows, exact_rows)))
     if not (rows[:k] == exact_rows[:k]).all():
         raise RuntimeError(f"{m}, {d}: the exact records do not come first (same spread order)")
@@ -292,10 +292,10 @@ def _curve_panel(pipe, m, tm, d, s: Settings, log):
     names = ds.records["record"].astype(str).to_numpy()[rows].tolist()
     bg_pub = published_selection(len(ds.records), s.n_background, s.n_explained)[0]
     given = {
-        "shapley12": res.values[s.exact][:k],
-        "shap_principled": res.values["gradient_principled"][order][:k],
+        "shapley12": res.values["shapley12"][:k],
+        "shap_principled": res.values["shap_principled"][order][:k],
     }
-    shapley8 = res.values[f"exact8_{s.exact_baseline}"][:k]
+    shapley8 = res.values["shapley8"][:k]
     payload = {
         "model": tm.key, "data": ds.data_key, "records": names, "targets": targets, "k_exact": k,
         "shap": [s.n_background, s.n_explained, s.nsamples, s.n_per_class, s.exact_per_panel,
