@@ -22,6 +22,8 @@ Definitions
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,9 @@ TABLE2_LABELS_COLUMNS = [
     "class",
     "metric",
     "value",
+    "seed_min",
+    "seed_max",
+    "n_seeds",
     "ci_low",
     "ci_high",
 ]
@@ -133,6 +138,150 @@ def gap_rows(
     d = d[(d["class"] == "AVG") & d.metric.isin(metrics)].copy()
     d["class"] = "GAP"
     return d.reset_index(drop=True)
+
+
+def _nan(fn, values: np.ndarray) -> float:
+    """``fn`` (a NaN-ignoring reduction) of ``values``; NaN, silently, where all are NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(fn(values))
+
+
+def pooled_difference_rows(
+    firsts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    seconds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    *,
+    paired: bool,
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("f1", "auc"),
+    level: float = 0.95,
+    label: str = "GAP",
+) -> pd.DataFrame:
+    """AVG of ``firsts`` minus AVG of ``seconds`` over training replicates, pooled bootstrap.
+
+    Replicate ``r`` gives the difference of the AVG rows of ``firsts[r]`` and ``seconds[r]``;
+    the value is the mean over replicates, the seed spread their minimum and maximum. The
+    interval pools the bootstrap over replicates as :func:`ecgrepro.evaluate.seed_pooled_table`
+    does: resample ``b`` is drawn for replicate ``b mod R``.
+
+    Parameters
+    ----------
+    firsts, seconds : list of (y_true, scores, thresholds)
+        Per replicate: shapes (n, 9), (n, 9), (9,). Replicate ``r`` of each is paired.
+    paired : bool
+        True where ``firsts[r]`` and ``seconds[r]`` hold the same records in the same order
+        (two models on one test set): each resample then draws the same records for both.
+        False for two test sets with no record in common (the gap): each is drawn alone.
+    n_boot : int
+        Resamples in all (split evenly over replicates, at least one each).
+    seed : int
+        Replicate ``r`` resamples ``firsts[r]`` with ``seed + 2 r`` and ``seconds[r]`` with
+        ``seed + 2 r + 1`` (unpaired) or ``seed + 2 r`` (paired).
+    metrics : tuple of str
+        Among :data:`ecgrepro.metrics.METRICS`.
+    level : float
+        Coverage of the interval.
+    label : str
+        The rows' ``class``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``class, metric, value, seed_min, seed_max, n_seeds, ci_low, ci_high``.
+
+    Raises
+    ------
+    ValueError
+        If there is no replicate, the two lists differ in length, or a paired replicate's
+        two sets differ in records.
+    """
+    if not firsts or len(firsts) != len(seconds):
+        raise ValueError(
+            f"one second set per first set is needed, at least one: {len(firsts)} and "
+            f"{len(seconds)}"
+        )
+    per_run = int(np.ceil(n_boot / len(firsts)))
+    points, boots = [], []
+    for r, (one, two) in enumerate(zip(firsts, seconds, strict=True)):
+        if paired and len(one[0]) != len(two[0]):
+            raise ValueError(f"replicate {r}: paired sets differ in records: {len(one[0])}, "
+                             f"{len(two[0])}")
+        points.append(
+            per_class_metrics(*one).loc["AVG"].to_numpy()
+            - per_class_metrics(*two).loc["AVG"].to_numpy()
+        )
+        s2 = seed + 2 * r if paired else seed + 2 * r + 1
+        boots.append(
+            bootstrap_metrics(*one, n_boot=per_run, seed=seed + 2 * r)[:, -1]
+            - bootstrap_metrics(*two, n_boot=per_run, seed=s2)[:, -1]
+        )
+    points, boots = np.stack(points), np.concatenate(boots)
+    lo, hi = percentile_interval(boots, level)
+    rows = []
+    for metric in metrics:
+        j = METRICS.index(metric)
+        rows.append(
+            {
+                "class": label,
+                "metric": metric,
+                "value": _nan(np.nanmean, points[:, j]),
+                "seed_min": _nan(np.nanmin, points[:, j]),
+                "seed_max": _nan(np.nanmax, points[:, j]),
+                "n_seeds": len(firsts),
+                "ci_low": float(lo[j]),
+                "ci_high": float(hi[j]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pooled_gap_rows(
+    references: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    others: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("f1", "auc"),
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """The generalisation gap over training replicates, with an interval that holds both variances.
+
+    The book's one definition of the paper's Table 2 gap: replicate ``r`` (the Original
+    trained with seed ``r``, its own validation thresholds) gives the gap AVG on the CPSC test
+    fold minus AVG on a PTB-XL test set; the value is the mean over replicates (so it equals
+    the difference of Table 2's two AVG rows), the seed spread their minimum and maximum, and
+    the interval a bootstrap pooled over replicates with each test set resampled on its own
+    (they share no record): :func:`pooled_difference_rows` with ``paired=False``.
+
+    Parameters
+    ----------
+    references : list of (y_true, scores, thresholds)
+        Per replicate, the Original on the CPSC test fold: shapes (n, 9), (n, 9), (9,).
+    others : list of (y_true, scores, thresholds)
+        Per replicate, in the same order, the Original on a PTB-XL test set.
+    n_boot, seed, metrics, level
+        As :func:`pooled_difference_rows`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows with ``class = "GAP"``: ``class, metric, value, seed_min, seed_max, n_seeds,
+        ci_low, ci_high``.
+
+    Raises
+    ------
+    ValueError
+        If there is no replicate, or ``references`` and ``others`` differ in length.
+    """
+    if not references or len(references) != len(others):
+        raise ValueError(
+            f"pooled_gap_rows needs one PTB-XL set per CPSC set, at least one: "
+            f"{len(references)} and {len(others)}"
+        )
+    return pooled_difference_rows(
+        references, others, paired=False, n_boot=n_boot, seed=seed, metrics=metrics,
+        level=level,
+    )
 
 
 def af_confusion(

@@ -365,7 +365,7 @@ PAGE_SHARED: dict[str, tuple[str, ...]] = {
     "table1_dataset": ("label_mapping",),
     "table2_generalisation": (*_NO_OURS, "n_seeds", "n_boot"),
     "table3_retraining": (*SETUP, "n_seeds", "n_seeds_ours", "n_boot"),
-    "labels_and_the_gap": (*(n for n in SETUP if n != "label_mapping"), "n_boot"),
+    "labels_and_the_gap": (*(n for n in SETUP if n != "label_mapping"), "n_seeds", "n_boot"),
     "fig2-5_shap_per_lead": (*SETUP, *SHAP),
     "companion_a_relevance": (*SETUP, "n_boot"),
     "fig6-8_gradcam": SETUP,

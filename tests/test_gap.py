@@ -78,3 +78,46 @@ def test_share_closed_by_a_model_that_matches_the_reference_is_one():
     assert nothing.at["f1", "share"] == 0 and nothing.at["f1", "improvement_ci_high"] == 0
     with pytest.raises(ValueError, match="differ in records: 200, 150"):
         gap.share_closed(cpsc, weak, cpsc)
+
+
+def test_pooled_gap_is_the_difference_of_the_seed_pooled_tables_averages():
+    from ecgrepro.evaluate import seed_pooled_table
+
+    cpsc = [_set(120, 0, 0.5), _set(120, 0, 0.7)]  # same records, two replicates' scores
+    ptbxl = [_set(300, 1, 0.9), _set(300, 1, 1.0)]
+    rows = gap.pooled_gap_rows(cpsc, ptbxl, n_boot=400, seed=3).set_index("metric")
+
+    def avg(sets):
+        runs = [(s, t) for _, s, t in sets]
+        table = seed_pooled_table(sets[0][0], runs, n_boot=10).set_index(["class", "metric"])
+        return table.value
+
+    for metric in ("f1", "auc"):
+        expect = avg(cpsc)[("AVG", metric)] - avg(ptbxl)[("AVG", metric)]
+        assert rows.at[metric, "value"] == pytest.approx(expect)
+        one = [gap.gap_rows(c, p, n_boot=10).set_index("metric").at[metric, "value"]
+               for c, p in zip(cpsc, ptbxl, strict=True)]
+        assert rows.at[metric, "seed_min"] == pytest.approx(min(one))
+        assert rows.at[metric, "seed_max"] == pytest.approx(max(one))
+        assert rows.at[metric, "ci_low"] < rows.at[metric, "value"] < rows.at[metric, "ci_high"]
+    assert (rows.n_seeds == 2).all() and set(rows["class"]) == {"GAP"}
+
+
+def test_pooled_gap_with_one_replicate_matches_gap_rows_point_and_refuses_unequal_lists():
+    cpsc, ptbxl = _set(120, 0, 0.6), _set(300, 1, 1.0)
+    one = gap.pooled_gap_rows([cpsc], [ptbxl], n_boot=300).set_index("metric")
+    plain = gap.gap_rows(cpsc, ptbxl, n_boot=300).set_index("metric")
+    assert one.at["f1", "value"] == pytest.approx(plain.at["f1", "value"])
+    with pytest.raises(ValueError, match="one PTB-XL set per CPSC set"):
+        gap.pooled_gap_rows([cpsc, cpsc], [ptbxl])
+
+
+def test_paired_pooled_difference_of_a_model_with_itself_is_exactly_zero():
+    sets = [_set(150, 0, 0.6), _set(150, 0, 0.8)]
+    rows = gap.pooled_difference_rows(sets, sets, paired=True, n_boot=200, label="D")
+    assert (rows[["value", "ci_low", "ci_high"]].to_numpy() == 0).all()
+    assert set(rows["class"]) == {"D"}
+    unpaired = gap.pooled_difference_rows(sets, sets, paired=False, n_boot=200)
+    assert (unpaired.ci_high - unpaired.ci_low > 0).all()  # drawn apart, the same sets differ
+    with pytest.raises(ValueError, match="paired sets differ in records"):
+        gap.pooled_difference_rows([sets[0]], [_set(149, 0, 0.6)], paired=True)

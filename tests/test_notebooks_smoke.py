@@ -33,6 +33,7 @@ WRITES = {
     "table1_dataset": ("table1.csv",),
     "table2_generalisation": (
         "table2.csv",
+        "table2_gap.csv",
         "table2_threshold_flags.csv",
         "fig1_architecture.csv",
         "fig1_architecture.png",

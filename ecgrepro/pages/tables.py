@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgrepro import paper
+from ecgrepro import gap, paper
 from ecgrepro.data import summary
 from ecgrepro.evaluate import attach_paper, seed_pooled_table, table_with_ci, threshold_flags
 from ecgrepro.pipeline import split_scores
@@ -36,6 +36,12 @@ MODEL_FIELDS = {
 TABLE2_COLUMNS = (
     "model test_set class metric value seed_min seed_max n_seeds ci_low ci_high paper_value "
     "paper_outside_ci"
+).split()
+
+#: Columns of ``table2_gap.csv``: the gap, pooled over the Original's training seeds.
+GAP_COLUMNS = (
+    "model reference test_set label_mapping class metric value seed_min seed_max n_seeds ci_low "
+    "ci_high paper_value"
 ).split()
 
 #: Columns of ``table3.csv``: Table 2's with the paper column each row is set against.
@@ -317,7 +323,9 @@ def table2(pipe, originals: list, thresholds: list, *, n_boot: int, seed: int):
 
     Each replicate is scored on the test fold of each dataset with its own validation
     thresholds; the interval is a bootstrap pooled over the replicates
-    (:func:`ecgrepro.evaluate.seed_pooled_table`). Writes ``table2.csv`` (paper Table 2).
+    (:func:`ecgrepro.evaluate.seed_pooled_table`). Writes ``table2.csv`` (paper Table 2) and
+    ``table2_gap.csv``, the gap (CPSC AVG minus PTB-XL AVG, F1 and AUC) pooled over the same
+    replicates (:func:`ecgrepro.gap.pooled_gap_rows`), the paper's gap beside it.
 
     Parameters
     ----------
@@ -337,13 +345,16 @@ def table2(pipe, originals: list, thresholds: list, *, n_boot: int, seed: int):
         Long form, with the paper's values (:func:`ecgrepro.evaluate.attach_paper`).
     first_seed : pandas.DataFrame
         The same from the first replicate alone, resampling the test records only.
+    gap_rows : pandas.DataFrame
+        ``table2_gap.csv``'s rows (:data:`GAP_COLUMNS`).
     """
-    frames, first_seed = [], []
+    frames, first_seed, scored = [], [], {}
     for name in pipe.datasets:
         runs = []
         for k, m in enumerate(originals):
             test, scores = split_scores(m, pipe.datasets, name, "test", pipe.device)
             runs.append((scores, thresholds[k]))
+        scored[name] = [(test.y, s, t) for s, t in runs]
         frames.append(
             seed_pooled_table(test.y, runs, n_boot=n_boot, seed=seed).assign(
                 model="original", test_set=name
@@ -357,7 +368,15 @@ def table2(pipe, originals: list, thresholds: list, *, n_boot: int, seed: int):
     table = attach_paper(pd.concat(frames, ignore_index=True), paper.table2())
     seed0 = attach_paper(pd.concat(first_seed, ignore_index=True), paper.table2())
     table[TABLE2_COLUMNS].to_csv(pipe.build / "tables" / "table2.csv", index=False)
-    return table, seed0
+    gaps = gap.pooled_gap_rows(scored["cpsc"], scored["ptbxl"], n_boot=n_boot, seed=seed)
+    printed = paper.table2().query("`class` == 'AVG'").set_index(["test_set", "metric"]).value
+    gaps = gaps.assign(
+        model="original", reference="cpsc", test_set="ptbxl",
+        label_mapping=pipe.params.get("label_mapping", "published"),
+        paper_value=[round(printed[("cpsc", m)] - printed[("ptbxl", m)], 3) for m in gaps.metric],
+    )[GAP_COLUMNS]
+    gaps.to_csv(pipe.build / "tables" / "table2_gap.csv", index=False)
+    return table, seed0, gaps
 
 
 def _outside_texts(prefix: str, table: pd.DataFrame, seed0: pd.DataFrame, n_boot: int) -> dict:
@@ -559,3 +578,4 @@ def table3_flags(datasets: dict, models: dict, thresholds: dict, paper_models, t
     )
     flags.to_csv(tables / "table3_threshold_flags.csv")
     return flags
+
