@@ -24,6 +24,7 @@ Models (METHODS.md, "Input and training"):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,9 @@ from ecgrepro.metrics import f1_optimal_thresholds
 from ecgrepro.models import LeadLSTM, resnet34
 from ecgrepro.runtime import DistContext, resolve_sync_bn, select_device
 from ecgrepro.train import Samples
+
+#: :meth:`Pipeline.model`'s ``log`` when its caller names none: the pipeline's own.
+_OWN_LOG = object()
 
 
 def build_model(arch: str, fs_hz: float, n_samples: int, num_classes: int) -> torch.nn.Module:
@@ -263,6 +267,11 @@ class Pipeline:
     params : dict
         The page's parameters: :func:`setup`'s and its ``extra`` ones, which the
         catalogue's models and derived datasets read.
+    log : callable or None
+        Where :meth:`model` sends its progress lines (reusing or training an artifact, one
+        line per epoch) when its caller names none: ``print`` at a console; a book page's
+        log file when :meth:`ecgrepro.book.page.Page.pipeline` opened it (issue #25: no
+        log lines on the pages); None: silent.
     """
 
     root: Path
@@ -277,6 +286,7 @@ class Pipeline:
     dist: DistContext | None = None
     sync_bn: bool | None = None
     params: dict = field(default_factory=dict)
+    log: Callable[[str], None] | None = print
     _models: dict = field(default_factory=dict, repr=False)
     _derived: dict = field(default_factory=dict, repr=False)
 
@@ -364,11 +374,24 @@ class Pipeline:
         parent = self.key(spec.init_from, k) if spec.init_from else None
         return artifact_key(spec, self.datasets, self.device.type, parent)
 
-    def model(self, name: str, k: int = 0, log=print) -> TrainedModel:
+    def model(self, name: str, k: int = 0, log=_OWN_LOG) -> TrainedModel:
         """Replicate ``k`` of a catalogue model (:data:`ecgrepro.catalogue.MODELS`).
 
         ``original``, ``ours1``, ``ours2``, ``ptbxl_only``, ``lstm``,
         ``resnet34_super``, ``shuffled_labels``, ``planted``.
+
+        Parameters
+        ----------
+        name : str
+        k : int
+            The replicate (seed ``seed + k``).
+        log : callable or None, optional
+            Receives the progress lines (:func:`get_model`); not given: :attr:`log`, the
+            pipeline's own; None: silent.
+
+        Returns
+        -------
+        TrainedModel
 
         Raises
         ------
@@ -376,6 +399,7 @@ class Pipeline:
             For an unknown model name, or a parameter it needs that the page did
             not pass (:meth:`spec`).
         """
+        log = self.log if log is _OWN_LOG else log
         spec = self.spec(name, k)
         self._ready(spec)
         # the spec and the parameters of any derived dataset it trains on (planted_records, ...)
@@ -419,8 +443,18 @@ class Pipeline:
         return samples, np.concatenate([sc for _, sc in got])
 
     def data_notes(self) -> list[str]:
-        """The datasets' notes that change what a page shows (e.g. a release fallback)."""
-        return [n for ds in self.datasets.values() for n in ds.notes if "resampled" in n]
+        """The datasets' notes that change what a page shows.
+
+        A release fallback (``resampled``) and records missing from the data root (the
+        sentence of :class:`ecgrepro.data.MissingRecordsWarning`, which a book page sends
+        to its log file rather than showing it; issue #25).
+        """
+        return [
+            n
+            for ds in self.datasets.values()
+            for n in ds.notes
+            if "resampled" in n or "are missing under" in n
+        ]
 
 
 def setup(
@@ -440,6 +474,7 @@ def setup(
     amp: str = "off",
     compile: bool = False,
     extra: dict | None = None,
+    log: Callable[[str], None] | None = print,
 ) -> Pipeline:
     """The setup every results page repeats: data root, build folders, both datasets, model specs.
 
@@ -470,6 +505,9 @@ def setup(
     extra : dict, optional
         The page's other parameters that its catalogue models or derived datasets
         read (:data:`ecgrepro.catalogue.MODELS`), e.g. ``lstm_lead``; checked too.
+    log : callable or None
+        The pipeline's progress lines (:attr:`Pipeline.log`): ``print`` by default; a book
+        page passes its log file's writer (:meth:`ecgrepro.book.page.Page.pipeline`).
 
     Returns
     -------
@@ -540,4 +578,5 @@ def setup(
         specs,
         retrain,
         params=dict(checked),
+        log=log,
     )

@@ -7,7 +7,21 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.config import CLASSES
+from ecgrepro.plots_ecg import ECG_ROWS, ecg_grid, ecg_grids, ecg_strips
 from ecgrepro.tables import ROW_ORDER
+
+#: The ECG printout (:mod:`ecgrepro.plots_ecg`), re-exported.
+__all__ = [
+    "ECG_ROWS",
+    "cluster_figure",
+    "ecg_grid",
+    "ecg_grids",
+    "ecg_strips",
+    "learning_curves",
+    "matrix_heatmap",
+    "roc_curves",
+    "shap_heatmaps",
+]
 
 
 def learning_curves(models: dict, figsize_per_model=(4.2, 3.0)):
@@ -206,108 +220,6 @@ def shap_heatmaps(
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    return fig
-
-
-def gradcam_figure(
-    signal: np.ndarray,
-    fs_hz: float,
-    maps: dict,
-    title: str = "",
-    qrs: np.ndarray | None = None,
-    cmap: str = "YlOrRd",
-    n_valid: int | None = None,
-    labels: dict | None = None,
-):
-    """A 12-lead record with Grad-CAM maps as coloured bands under each trace (Figures 6-8).
-
-    Parameters
-    ----------
-    signal : numpy.ndarray, shape (12, n_samples), float32, mV
-        Leads in :data:`ecgrepro.config.LEADS` order.
-    fs_hz : float
-        Sampling frequency, Hz (the time axis is in seconds).
-    maps : dict of str -> numpy.ndarray, shape (n_samples,) or (12, n_samples)
-        Column title -> (thresholded) non-negative map; one column per entry,
-        each drawn on its own scale (its smallest non-zero value to its
-        maximum); zeros blank. A map over time is drawn under every lead, a
-        per-lead map (a deletion mask) under its own lead.
-    title : str
-    qrs : numpy.ndarray of bool, shape (n_samples,), optional
-        QRS samples (:func:`ecgrepro.explain.qrs_mask`), shaded light grey.
-    cmap : str
-        Matplotlib colour map of the bands; zeros are left blank.
-    n_valid : int, optional
-        Valid samples (the last ``n_valid``); the front padding before them is
-        hatched, so that it is not read as a flat signal.
-    labels : dict of str -> str, optional
-        Colour-bar label per column title (default "Grad-CAM (logit units)").
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from ecgrepro.config import LEADS
-
-    n_leads, n = signal.shape
-    t = np.arange(n) / fs_hz
-    ncols = len(maps)
-    fig, axes = plt.subplots(
-        n_leads,
-        ncols,
-        figsize=(7.5 * ncols, 1.0 * n_leads + 1),
-        sharex=True,
-        squeeze=False,
-        layout="constrained",
-    )
-    for col, (name, cam) in enumerate(maps.items()):
-        cam = np.asarray(cam, dtype=float)
-        bands = np.ma.masked_less_equal(cam if cam.ndim == 2 else cam[None, :], 0)
-        vmax = cam.max() if cam.max() > 0 else 1.0
-        vmin = cam[cam > 0].min() if (cam > 0).sum() > 1 else 0.0  # thresholded: the cut
-        for lead in range(n_leads):
-            ax = axes[lead, col]
-            lo, hi = float(signal[lead].min()), float(signal[lead].max())
-            span = max(hi - lo, 0.5)
-            bottom = lo - 0.45 * span
-            if qrs is not None:
-                ax.fill_between(
-                    t, bottom, hi + 0.05 * span, where=qrs, color="0.88", lw=0, step="mid"
-                )
-            if n_valid is not None and n_valid < n:
-                ax.axvspan(
-                    t[0],
-                    t[n - n_valid],
-                    facecolor="0.96",
-                    edgecolor="0.8",
-                    hatch="//",
-                    lw=0,
-                    zorder=0,
-                )
-            im = ax.imshow(
-                bands[lead : lead + 1] if cam.ndim == 2 else bands,
-                extent=(t[0], t[-1] + 1 / fs_hz, bottom, lo - 0.1 * span),
-                aspect="auto",
-                cmap=cmap,
-                vmin=vmin,
-                vmax=vmax,
-                interpolation="nearest",
-            )
-            ax.plot(t, signal[lead], color="k", lw=0.6)
-            ax.set_ylim(bottom, hi + 0.05 * span)
-            ax.set_xlim(t[0], t[-1] + 1 / fs_hz)
-            ax.set_ylabel(f"{LEADS[lead]}\nmV", rotation=0, ha="right", va="center", fontsize=8)
-            ax.tick_params(labelsize=7)
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(False)
-        zero = "\n(zero everywhere: ReLU removed the whole map)" if cam.max() <= 0 else ""
-        axes[0, col].set_title(name + zero, fontsize=9, color="C3" if zero else "k")
-        axes[-1, col].set_xlabel("time (s)")
-        if cam.max() > 0:
-            label = (labels or {}).get(name, "Grad-CAM (logit units)")
-            fig.colorbar(im, ax=axes[:, col], shrink=0.3, aspect=15, label=label)
-    if title:
-        fig.suptitle(title, fontsize=11)
     return fig
 
 

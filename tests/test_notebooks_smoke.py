@@ -38,7 +38,7 @@ WRITES = {
         "fig1_architecture.csv",
         "fig1_architecture.png",
     ),
-    "table3_retraining": ("table3.csv", "table3_threshold_flags.csv"),
+    "table3_retraining": ("table3.csv", "table3_threshold_flags.csv", "table3_differences.csv"),
     "labels_and_the_gap": ("label_audit.csv", "table2_labels.csv", "table3_rhythm_aware.csv"),
     "fig2-5_shap_per_lead": ("shap_per_lead.csv",),
     "fig6-8_gradcam": ("gradcam_cases.csv",),

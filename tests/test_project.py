@@ -90,7 +90,8 @@ def test_notebooks_are_clean_and_parameterised(name):
     )
     # the run cost in "About this page" is this run's, measured, never typed
     text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    assert "**Run cost:** this run: {glue:text}`run_cost`" in text
+    assert "**Run cost:** this run took {glue:text}`run_cost`" in text
+    assert "{glue:md}`verdict`" in text  # the verdict line, from the page's claims (#25)
     assert f'page = Page("{Path(name).name}", globals())' in lines
     assert "".join(code[-1]["source"]).startswith("page.finish()")
     assert not re.search(r"\bcommit [0-9a-f]{7}\b", text), "no typed commit in the prose"

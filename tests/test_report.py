@@ -64,12 +64,14 @@ def test_run_facts_are_written_only_inside_a_book_build(tmp_path, monkeypatch):
 
 def test_run_report_lists_every_page_with_its_time_parameters_and_inventory(build, monkeypatch):
     monkeypatch.setenv(PAGE_ENV, "page_a")
+    monkeypatch.delenv("ECGREPRO_DATA", raising=False)
     write_run_facts(
         build,
         {
             "device": "cpu",
             "data_root": "/data",
             "datasets": {"cpsc": {"used": 150, "skipped": 2}},
+            "warnings": 3,
         },
     )
     report = run_report(build, ["page_a", "page_b", "page_c"])
@@ -77,7 +79,8 @@ def test_run_report_lists_every_page_with_its_time_parameters_and_inventory(buil
     a = report[report.page == "page_a"].set_index("parameter").value
     assert a["run.seconds"] == "12.3"
     assert a["fs_hz"] == "100" and a["ks"] == "[2, 3]"
-    assert a["run.device"] == "cpu" and a["run.data_root"] == "/data"
+    assert a["run.device"] == "cpu" and a["run.data_root"] == "data"  # shown, not absolute
+    assert a["run.warnings"] == "3"
     assert a["run.records.cpsc.used"] == "150" and a["run.records.cpsc.skipped"] == "2"
     assert "version.torch" in a and "run.commit" in a
     b = report[report.page == "page_b"].set_index("parameter").value
@@ -88,7 +91,8 @@ def test_run_report_lists_every_page_with_its_time_parameters_and_inventory(buil
     back = pd.read_csv(path, dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(back, report.astype(str))
     summary = run_report_summary(report)
-    assert "| `page_a` | quick | 12 | cpu | cpsc 150 (2) |" in summary
+    assert "| `page_a` | quick | 12 | cpu | cpsc 150 (2) | 3 |" in summary
+    assert "| metadata only | - |" in summary  # page_b: no model, no warnings recorded
     assert "**13**" in summary  # 12.3 + 1.0 s
     page = run_report_markdown(report)
     assert page.startswith("# Run report")
@@ -129,7 +133,7 @@ def test_page_parameters_of_a_real_page():
 
 def test_figure_caption_names_model_data_and_profile():
     text = figure_caption("2.1", "Loss (BCE).", models="Ours_2", data="PTB-XL", profile="quick")
-    assert text.startswith("**Figure 2.1.** Loss (BCE).")
+    assert text.startswith("**Book figure 2.1.** Loss (BCE).")
     assert "Ours_2" in text and "PTB-XL" in text and "quick" in text
 
 

@@ -28,7 +28,16 @@ when it
   found in doc 'd'", ...). With ``execute_notebooks: "off"`` myst-nb renders *nothing* for a
   missing key and logs the warning (the build's ``-W`` turns it into an error); the text only
   reaches the page as a docutils system message when ``keep_warnings`` is on, which is why
-  system messages and ``problematic`` nodes are reported too (kind ``docutils``).
+  system messages and ``problematic`` nodes are reported too (kind ``docutils``);
+- makes a reader stumble (issue #25; :mod:`ecgrepro.book.readerchecks` gives the rules): a
+  table cell showing "nan", "NaN" or "<NA>" (kind ``nan``); a pandas table showing its default
+  index 0, 1, ..., n-1 (kind ``index``); a visible table, image, code block or output area
+  wider than the content column, cut off or scrolling sideways (kind ``overflow``); an
+  unresolved citation: sphinxcontrib-bibtex's empty mark, or an author-year citation in the
+  text ("Name et al. 2020") with no matching entry in the page's reference list (kind
+  ``citation``); an image not linked to its full-size file (kind ``image``); an absolute
+  machine path in the visible text: the project root, the build folder, the data root, or any
+  ``/home/``, ``/root/``, ``/tmp/``, ``/work/``, ``/Users/``, ``C:\\`` path (kind ``path``).
 
 Which files are pages: every ``*.html`` under the HTML folder except Sphinx's generated
 ``genindex.html``, ``search.html`` and ``py-modindex.html`` at its top, and anything under
@@ -56,6 +65,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from ecgrepro.book.pagechecks import Problem, _check_page, _collapse, _LinkChecker
+from ecgrepro.book.readerchecks import MachinePaths
 
 #: Chromium executables tried, in order, after ``$CHROMIUM``.
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -281,6 +291,7 @@ def check_book(
     shots = Path(screenshot_dir) if screenshot_dir is not None else None
     report = Report(html_dir=root, pages=list(names))
     links = _LinkChecker(root)
+    machine = MachinePaths.of_book(root)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -336,7 +347,7 @@ def check_book(
                     if why:
                         report.problems.append(Problem(name, "link", f"redirect: {why}"))
                     continue
-                found = _check_page(context, path, name, links, PlaywrightError)
+                found = _check_page(context, path, name, links, PlaywrightError, machine)
                 report.problems.extend(found.problems)
                 if shots is not None and found.page is not None:
                     out = shots / Path(name).with_suffix(".png")

@@ -13,22 +13,57 @@ notebook run by hand, the paper's values. Every page then reads::
 
 The work itself lives in the package (``ecgrepro.explain``, ``ecgrepro.evaluate``, ...); a page
 holds its parameters, the calls, its figures' captions and its prose (as QuantEcon's lectures do).
+
+What a page runs leaves no noise on it (issue #25, item 5): the pipeline's progress lines
+(artifacts reused or trained, one line per epoch), the explanation store's lines (re-read or
+computed) and every Python warning raised while the page runs go, timestamped, to the page's log
+file ``<build>/logs/<stem>.log`` (appended run after run); :attr:`Page.warnings` counts the
+warnings, and :meth:`Page.finish` records the count and the file in the run report.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
+from datetime import datetime
 from pathlib import Path
 
 from ecgrepro.book.report import (
+    PAGE_ENV,
     data_scope,
     figure_caption,
     page_parameters,
     run_cost,
+    shown_path,
     write_run_facts,
 )
 from ecgrepro.catalogue import SETUP_PARAMETERS
+from ecgrepro.claims import verdict_line, write_claims
+from ecgrepro.config import REPO_ROOT
 from ecgrepro.parameters import PAGE_SHARED, page_declared
+
+
+class PageLog(list):
+    """The lines of a page's stored results (re-read or computed), also written to its log file.
+
+    A list of str, so ``len(page.log)`` and :meth:`Page.reused` count them as before; each
+    :meth:`append` also goes to the page's log file (``log=page.log.append`` is a logger).
+
+    Parameters
+    ----------
+    write : callable
+        Writes one line to the log file (:meth:`Page.write`).
+    """
+
+    def __init__(self, write):
+        super().__init__()
+        self._write = write
+
+    def append(self, line: str) -> None:
+        """Keep ``line`` and write it to the page's log file."""
+        super().append(line)
+        self._write(line)
 
 
 class Page:
@@ -48,10 +83,21 @@ class Page:
     stem : str
     profile : str
         The profile the page ran with (``custom`` by hand).
-    log : list of str
-        What :meth:`cached` re-read or computed, one line each.
+    log : PageLog
+        What :meth:`cached` re-read or computed, one line each (also in :attr:`log_path`).
+    log_path : pathlib.Path
+        ``<build>/logs/<stem>.log``: the pipeline's and the store's lines and the warnings,
+        timestamped, appended run after run; created on the first line.
+    warnings : int
+        How many Python warnings were raised (and shown, after Python's filters) while the
+        page ran; each is in :attr:`log_path`, none on the page.
     pipes : list of ecgrepro.pipeline.Pipeline
         The pipelines :meth:`pipeline` opened, in order.
+
+    Notes
+    -----
+    From construction to :meth:`finish` (or :meth:`close`), ``warnings.showwarning`` is the
+    page's: a warning goes to :attr:`log_path`, not to the notebook's stderr.
 
     Raises
     ------
@@ -67,8 +113,18 @@ class Page:
         for name, value in page_declared(stem).items():
             namespace.setdefault(name, value)
         self.profile = namespace.get("profile", "custom")
-        self.log: list[str] = []
+        build = Path(namespace.get("build_dir") or REPO_ROOT / "_build")  # as setup() has it
+        self.log_path = build / "logs" / f"{stem}.log"
+        self.log = PageLog(self.write)
         self.pipes: list = []
+        from ecgrepro.book.display import install
+
+        install()  # every DataFrame the page shows: 2 decimals, '-' for NaN, no 0..n index
+        self.warnings = 0
+        self.claims: list = []
+        self._began = False
+        self._shown, self._hook = warnings.showwarning, self._showwarning
+        warnings.showwarning = self._hook
         self.started = time.perf_counter()
 
     def __getitem__(self, name: str):
@@ -97,7 +153,9 @@ class Page:
         Returns
         -------
         ecgrepro.pipeline.Pipeline
-            Its run facts (device, data inventory) are recorded for the book's run report.
+            Its run facts (device, data inventory) are recorded for the book's run report; its
+            progress lines (``pipe.model(name)``: artifact reused or trained, the epochs) go to
+            :attr:`log_path`, not to the page.
 
         Raises
         ------
@@ -114,6 +172,7 @@ class Page:
             self.ns.get("build_dir", ""),
             **kw,
             extra={name: self.ns[name] for name in extra},
+            log=self.write,  # pipe.model(...)'s lines go to the page's log file
         )
         write_run_facts(pipe.build, pipe.run_facts())
         self.pipes.append(pipe)
@@ -132,9 +191,22 @@ class Page:
         return self.pipe.build
 
     def show_data_notes(self) -> None:
-        """Display the pipeline's notes on the data (records skipped, releases, padding)."""
+        """Display the pipeline's notes on the data (records missing, releases, padding).
+
+        The data root in a note is shown as :func:`~ecgrepro.book.report.shown_path` gives it.
+        """
+        root = str(self.pipe.root)
         for note in self.pipe.data_notes():
-            _show(f"**Note:** {note}")
+            _show(f"**Note:** {note.replace(root, shown_path(root)) if root else note}")
+
+    def note(self, text: str) -> None:
+        """Display a note to the reader (``**Note:** text``, Markdown), not a printed line.
+
+        For what a page says when it has nothing to show (``figures["lbbb"] if "lbbb" in
+        figures else page.note("no LBBB record in the test set")``): a ``print`` would be a
+        console stream on the page (issue #25, item 5).
+        """
+        _show(f"**Note:** {text}")
 
     def glue(self, **values) -> None:
         """Glue each value under its name, for ``{glue:text}`` in the prose (not displayed)."""
@@ -147,7 +219,7 @@ class Page:
         """An explanation result through the store (:func:`ecgrepro.explain.store.cached`).
 
         Stored under ``<build>/artifacts/explain``; what was re-read or computed goes to
-        :attr:`log`.
+        :attr:`log` and the page's log file, not to the page.
         """
         from ecgrepro.explain.store import cached
 
@@ -170,10 +242,66 @@ class Page:
             data = f"{data}; {data_scope(self.pipe.datasets)}"
         _show(figure_caption(number, what, models=models, data=data, profile=self.profile))
 
+    def write(self, line: str) -> None:
+        """Append ``line`` to :attr:`log_path`, each of its lines timestamped (not shown).
+
+        The page's logger: the pipeline's (:meth:`pipeline`) and the store's (:attr:`log`)
+        lines come here. The first line of a run is preceded by one naming the page and profile.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            if not self._began:
+                fh.write(f"{stamp} === {self.stem}: run with the {self.profile} profile\n")
+                self._began = True
+            for part in str(line).splitlines() or [""]:
+                fh.write(f"{stamp} {part}\n")
+
+    def _showwarning(self, message, category, filename, lineno, file=None, line=None):
+        """``warnings.showwarning`` while the page runs: to :attr:`log_path`, counted."""
+        self.warnings += 1
+        self.write(f"warning: {category.__name__}: {message} ({filename}:{lineno})")
+
+    def warnings_text(self) -> str:
+        """``"no warnings"``, or how many and where they are (glued as ``run_warnings``)."""
+        if not self.warnings:
+            return "no warnings"
+        s = "" if self.warnings == 1 else "s"
+        return f"{self.warnings} warning{s}, in the page's log `{shown_path(self.log_path)}`"
+
+    def close(self) -> None:
+        """Give ``warnings.showwarning`` back (:meth:`finish` calls it); idempotent."""
+        if warnings.showwarning == self._hook:
+            warnings.showwarning = self._shown
+
     def finish(self) -> None:
-        """Glue ``run_cost`` for the "About this page" box (the page's last code cell)."""
+        """The page's last code cell: glue ``run_cost`` and ``run_warnings``, record the count.
+
+        ``run_cost`` is for the "About this page" box; ``run_warnings`` is
+        :meth:`warnings_text`. The warnings' count and the log file go to the run facts
+        (``run.warnings``, ``run.log`` in the run report); warnings are then shown as usual.
+        """
+        self.close()
         cost = run_cost(self.stem, {"profile": self.profile, "pipes": dict(enumerate(self.pipes))})
-        self.glue(run_cost=cost)
+        write_run_facts(
+            self.log_path.parents[1], {"warnings": self.warnings, "log": str(self.log_path)}
+        )
+        if os.environ.get(PAGE_ENV):  # in a book build, as the run facts: the claims table
+            write_claims(self.log_path.parents[1], self.stem, self.claims)
+        self.glue(run_cost=cost, run_warnings=self.warnings_text())
+        from IPython.display import Markdown
+        from myst_nb import glue
+
+        glue("verdict", Markdown(verdict_line(self.claims)), display=False)  # {glue:md}`verdict`
+
+    def claim(self, *claims) -> None:
+        """Record the claims of the paper or a companion that this page tests (``Claim`` rows).
+
+        :meth:`finish` writes them to ``<build>/claims/<stem>.json``, from which the book runner
+        builds the claims table of the first page, and glues ``verdict``, the About box's line
+        (:func:`ecgrepro.claims.verdict_line`).
+        """
+        self.claims.extend(claims)
 
 
 def _show(markdown: str) -> None:

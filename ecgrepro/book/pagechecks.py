@@ -4,9 +4,12 @@
 images, runs the in-page JavaScript below and turns what it finds into :class:`Problem` rows:
 console errors and uncaught exceptions, failed resources, broken images, untypeset math and
 raw TeX, missing glued values, docutils system messages and broken links or anchors (resolved
-on disk by :class:`_LinkChecker`). :func:`_collapse` merges repeats of one problem. Launching
-the browser, the network guard, the screenshots, the report and the command live in
-:mod:`ecgrepro.book.checkbook`, whose docstring describes every kind of problem.
+on disk by :class:`_LinkChecker`), then what a reader would trip over (missing values and
+pandas indexes in tables, elements wider than the column, unresolved citations, images without
+a full-size link, absolute machine paths: :mod:`ecgrepro.book.readerchecks`, issue #25).
+:func:`_collapse` merges repeats of one problem. Launching the browser, the network guard, the
+screenshots, the report and the command live in :mod:`ecgrepro.book.checkbook`, whose
+docstring describes every kind of problem.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
+
+from ecgrepro.book.readerchecks import MachinePaths, reader_checks
 
 #: Time allowed to load one page, to typeset its math, and to finish loading its images, in ms.
 LOAD_TIMEOUT_MS = 60_000
@@ -137,7 +142,8 @@ class Problem(NamedTuple):
         The page's path relative to the HTML folder, POSIX form (``notebooks/x.html``).
     kind : str
         ``console``, ``pageerror``, ``request``, ``resource``, ``image``, ``math``, ``link``,
-        ``glue``, ``docutils`` or ``load``.
+        ``glue``, ``docutils``, ``load``, or a reader's kind: ``nan``, ``index``, ``overflow``,
+        ``citation``, ``path`` (``image`` too: not linked to its full-size file).
     detail : str
         What went wrong, with the URL, text or target concerned.
     """
@@ -211,8 +217,15 @@ class _PageResult:
     height: int = 0
 
 
-def _check_page(context, path: Path, name: str, links: _LinkChecker, error_type) -> _PageResult:
-    """Load one page and run every in-page check."""
+def _check_page(
+    context,
+    path: Path,
+    name: str,
+    links: _LinkChecker,
+    error_type,
+    paths: MachinePaths | None = None,
+) -> _PageResult:
+    """Load one page and run every in-page check; ``paths``: the roots the page must not show."""
     problems: list[Problem] = []
     failed: list[tuple[str, str]] = []
     page = context.new_page()
@@ -247,12 +260,13 @@ def _check_page(context, path: Path, name: str, links: _LinkChecker, error_type)
         broken = page.evaluate(_IMAGES_JS, IMAGE_TIMEOUT_MS)
         math = page.evaluate(_MATH_JS)
         dom = page.evaluate(_DOM_JS)
+        image_urls = {b["src"] for b in broken}
+        readers = reader_checks(page, dom["text"], image_urls, paths or MachinePaths())
     except error_type as exc:
         problems.append(Problem(name, "load", f"{type(exc).__name__}: {exc}".splitlines()[0]))
         page.close()
         return _PageResult(None, problems)
 
-    image_urls = {b["src"] for b in broken}
     problems.extend(Problem(name, "image", b["why"]) for b in broken)
     problems.extend(
         Problem(name, "resource", f"failed to load {url} ({why})")
@@ -278,6 +292,7 @@ def _check_page(context, path: Path, name: str, links: _LinkChecker, error_type)
         why = links.check(path, raw, resolved, live_ids)
         if why:
             problems.append(Problem(name, "link", why))
+    problems.extend(Problem(name, kind, detail) for kind, detail in readers)
     # file URLs inside the book, as paths relative to it
     base = links.root.as_uri() + "/"
     problems = [p._replace(detail=p.detail.replace(base, "")) for p in problems]

@@ -11,7 +11,9 @@
   ran with (the injected-parameters cell itself is hidden) and a caption under each figure;
 * :func:`run_cost` states, in the page's "About this page" box, what this run of the page cost
   (measured from :func:`page_parameters`, its first code cell, to its last cell), never a typed
-  number.
+  number;
+* :func:`shown_path` is how a page and the run report show a folder: relative to the project,
+  ``$ECGREPRO_DATA`` or its name, never a machine's absolute path (issue #25).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecgrepro.config import REPO_ROOT
+from ecgrepro.config import DATA_ENV, REPO_ROOT
 
 #: Libraries whose versions the report lists (distribution names).
 VERSIONED = (
@@ -45,6 +47,55 @@ VERSIONED = (
 PAGE_ENV = "ECGREPRO_PAGE"
 #: When each page's first code cell ran (:func:`page_parameters`), ``time.perf_counter()`` s.
 _PAGE_STARTED: dict[str, float] = {}
+
+
+#: Run report rows holding a folder: shown by :func:`shown_path` (the run facts keep it absolute).
+PATH_ROWS = ("data_root", "build_dir", "run.data_root")
+
+
+def shown_path(path: str | os.PathLike, project: Path = REPO_ROOT) -> str:
+    """A folder as a reader is shown it: never the machine's absolute path (issue #25, item 5).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A data root, a build folder, a log file. Empty: ``""``.
+    project : pathlib.Path
+        The project root (the repository).
+
+    Returns
+    -------
+    str
+        In the order tried: relative to the project (``_build``, ``_build/logs/x.log``); beside
+        it, one level up (``../shared/ecg-data``, the default data root); under
+        ``$ECGREPRO_DATA`` (``$ECGREPRO_DATA``, ``$ECGREPRO_DATA/ptb-xl``); else the folder's
+        name (``ecg-data``). POSIX separators.
+    """
+    if not str(path):
+        return ""
+    target = _forms(path)
+    for root in _forms(project):
+        for t in target:
+            if t == root or root in t.parents:
+                return t.relative_to(root).as_posix() or "."
+    for root in _forms(project):
+        beside = root.parent
+        for t in target:
+            if beside != Path(beside.anchor) and beside in t.parents:  # not all under "/"
+                return "../" + t.relative_to(beside).as_posix()
+    env = os.environ.get(DATA_ENV)
+    for data in _forms(env) if env else ():
+        for t in target:
+            if t == data or data in t.parents:
+                return "/".join((f"${DATA_ENV}", *t.relative_to(data).parts))
+    return target[0].name or "."
+
+
+def _forms(path: str | os.PathLike) -> tuple[Path, ...]:
+    """A path made absolute as written, then with its links resolved (if that differs)."""
+    written = Path(os.path.abspath(Path(path).expanduser()))
+    resolved = written.resolve()
+    return (written,) if resolved == written else (written, resolved)
 
 
 def write_run_facts(build: Path, facts: dict) -> Path | None:
@@ -132,7 +183,10 @@ def run_report(build: Path, pages: list[str]) -> pd.DataFrame:
         parameter's name, or ``run.seconds`` (papermill's duration), ``run.started``,
         ``run.device`` (the torch device the page's models ran on), ``run.data_root``,
         ``run.records.<dataset>.<count>`` (the inventory: ``used``, ``skipped``, ...),
-        ``run.commit`` or ``version.<library>``.
+        ``run.warnings`` and ``run.log`` (the warnings the page sent to its log file, and
+        the file; :meth:`ecgrepro.book.page.Page.finish`), ``run.commit`` or
+        ``version.<library>``. The folders (:data:`PATH_ROWS`) are shown as :func:`shown_path`
+        gives them, never absolute (issue #25); the run facts keep them absolute.
     """
     build = Path(build)
     common = {"run.commit": git_commit(), **{f"version.{k}": v for k, v in versions().items()}}
@@ -156,10 +210,15 @@ def run_report(build: Path, pages: list[str]) -> pd.DataFrame:
         for name, counts in facts.get("datasets", {}).items():
             for key, count in counts.items():
                 values[f"run.records.{name}.{key}"] = count
+        if "warnings" in facts:
+            values["run.warnings"] = facts["warnings"]
+        if "log" in facts:  # inside the build folder, whose row says where that is
+            log = Path(facts["log"])
+            values["run.log"] = log.relative_to(build) if log.is_relative_to(build) else log.name
         values.update(common)
         for key, value in values.items():
             text = json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
-            rows.append((page, profile, key, text))
+            rows.append((page, profile, key, shown_path(text) if key in PATH_ROWS else text))
     return pd.DataFrame(rows, columns=["page", "profile", "parameter", "value"])
 
 
@@ -186,11 +245,12 @@ def run_report_summary(report: pd.DataFrame) -> str:
     Returns
     -------
     str
-        A Markdown table, also printed in the build log.
+        A Markdown table, also printed in the build log. ``warnings``: how many the page sent
+        to its log file (``-``: not recorded).
     """
     lines = [
-        "| page | profile | seconds | device | records used (skipped) |",
-        "|---|---|---:|---|---|",
+        "| page | profile | seconds | device | records used (skipped) | warnings |",
+        "|---|---|---:|---|---|---:|",
     ]
     total = 0.0
     for page, rows in report.groupby("page", sort=False):
@@ -209,9 +269,10 @@ def run_report_summary(report: pd.DataFrame) -> str:
                 used.append(f"{name} {int(v[key]):,} ({skipped})")
         lines.append(
             f"| `{page}` | {_cell(rows.profile.iloc[0]) or '-'} | {seconds} | "
-            f"{v.get('run.device', '-')} | {'; '.join(used) or 'metadata only'} |"
+            f"{v.get('run.device', '-')} | {'; '.join(used) or 'metadata only'} | "
+            f"{v.get('run.warnings', '-')} |"
         )
-    lines.append(f"| **all pages** | | **{total:,.0f}** | | |")
+    lines.append(f"| **all pages** | | **{total:,.0f}** | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -252,7 +313,9 @@ def run_report_markdown(report: pd.DataFrame) -> str:
         run_report_summary(report),
         "Records used: the records whose signals the page's models saw, per dataset (PTB-XL "
         "under each label mapping the page uses); skipped: records listed but unreadable or "
-        "unlabelled, each named with its problem on the page itself.",
+        "unlabelled, each named with its problem on the page itself. Warnings: the Python "
+        "warnings raised while the page ran; they are written, with the training and cache "
+        "lines, to the page's log file (`run.log` below), not shown on the page.",
         "",
         "## Software",
         "",
@@ -375,7 +438,10 @@ def figure_caption(number: str, what: str, *, models: str, data: str, profile: s
     str
         Markdown, shown under the figure.
     """
-    return f"**Figure {number}.** {what} *Model:* {models}. *Data:* {data}. *Profile:* {profile}."
+    return (
+        f"**Book figure {number}.** {what} *Model:* {models}. *Data:* {data}. "
+        f"*Profile:* {profile}."
+    )
 
 
 def data_scope(datasets: dict) -> str:

@@ -10,7 +10,8 @@
    overrides, into ``_build/src/`` (the executed copies);
 3. builds the HTML book from those copies with ``execute_notebooks: "off"``
    and warnings as errors, into ``_build/html``: the pages executed in that
-   build folder (after ``--only`` on a fresh folder, only those).
+   build folder (after ``--only`` on a fresh folder, only those), each ending with the
+   tables and figures it wrote, copied into the HTML (:mod:`ecgrepro.book.downloads`).
 
 A failing notebook stops the build with a non-zero exit status. ``ecgrepro pdf``
 (:func:`run_pdf`) builds the whole book as one PDF from the executed copies.
@@ -29,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ecgrepro.book.downloads import clear_outputs, output_stamps, record_outputs, stage_downloads
 from ecgrepro.book.report import (
     PAGE_ENV,
     check_pdf,
@@ -39,6 +41,7 @@ from ecgrepro.book.report import (
     run_report_summary,
     write_run_report,
 )
+from ecgrepro.claims import stage_claims
 from ecgrepro.config import REPO_ROOT, find_data_root, load_profiles
 from ecgrepro.overrides import parse_parameter
 from ecgrepro.parameters import ParameterError, check_profile, page_declared, validate
@@ -159,6 +162,9 @@ def execute_notebooks(
         print(f"[{stem}] executing with {params}", flush=True)
         t0 = time.perf_counter()
         clear_run_facts(build_dir, stem)
+        (build_dir / "claims" / f"{stem}.json").unlink(missing_ok=True)  # as the run facts
+        clear_outputs(build_dir, stem)
+        before = output_stamps(build_dir)  # what the page then writes is its Downloads list
         os.environ[PAGE_ENV] = stem  # the kernel inherits it: setup() records the run facts
         try:
             pm.execute_notebook(
@@ -173,6 +179,7 @@ def execute_notebooks(
         finally:
             os.environ.pop(PAGE_ENV, None)
         hide_injected_parameters(nb_out)
+        record_outputs(build_dir, stem, before)
         seconds = time.perf_counter() - t0
         print(f"[{stem}] done in {seconds:.0f} s", flush=True)
         record_page_time(build_dir / "tables" / "page_times.csv", stem, seconds)
@@ -370,6 +377,8 @@ def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     (:func:`stage_toc`, :func:`stage_config`) and one line names the pages left out; where
     every page has one, ``_toc.yml`` and ``_config.yml`` are copied unchanged.
 
+    Each staged notebook ends with the tables and figures its page wrote, copied into
+    ``_outputs`` and so into the HTML (:func:`ecgrepro.book.downloads.stage_downloads`).
     Also writes ``book/page_times.md`` into the staged sources: the time per
     page from ``tables/page_times.csv``, which the reproduction notes include; and the run
     report (:mod:`ecgrepro.book.report`): ``book/run_report.md``, the book's appendix, and
@@ -409,11 +418,13 @@ def stage_book(build_dir: Path, mathjax: bool = True) -> Path:
     pages = [Path(n).name for n in toc_notebooks(REPO_ROOT / "_toc.yml")]
     times = page_times_markdown(read_page_times(build_dir / "tables" / "page_times.csv"), pages)
     (src / "book" / "page_times.md").write_text(times)
+    (src / "book" / "claims.md").write_text(stage_claims(build_dir, pages))  # the first page's
     report = run_report(build_dir, pages)
     write_run_report(report, build_dir / "tables")
     (src / "book" / "run_report.md").write_text(run_report_markdown(report))
     (src / "_static").mkdir(exist_ok=True)
     (src / "_vendor").mkdir(exist_ok=True)  # html_extra_path: MathJax, copied to the HTML root
+    stage_downloads(build_dir, src)  # html_extra_path _outputs: tables/, figures/; Downloads
     if not mathjax:
         return src
     vendored = REPO_ROOT / "_build" / "vendor" / "mathjax" / "es5"  # `make vendor`

@@ -21,7 +21,7 @@ from ecgrepro.config import CLASSES, LEADS
 from ecgrepro.explain import qrs_mass_table, threshold_percentile
 from ecgrepro.explain.deletion_mask import deletion_mask, top_share_jaccard
 from ecgrepro.metrics import per_class_metrics
-from ecgrepro.plots import gradcam_figure
+from ecgrepro.plots import ecg_grids, ecg_strips
 from ecgrepro.runtime import torch_threads
 
 #: The sweep's factors on the page's l1 and TV weights (a third of, at, three times).
@@ -163,9 +163,14 @@ def case_table(cams: dict, masks: dict, top_percent: float) -> pd.DataFrame:
 
 
 def case_figures(page, cams: dict, masks: dict, percentile: float) -> dict:
-    """Each case's 12 leads under the mask's saliency and both thresholded Grad-CAMs.
+    """Each case as 12-lead printouts under the mask's saliency and both thresholded Grad-CAMs.
 
-    Saves ``companion_b_<case>.png`` under ``<build>/figures`` (110 dpi).
+    One printout per map, top to bottom (:func:`ecgrepro.plots.ecg_grids`: 3 x 4 leads of
+    2.5 s, a lead II rhythm strip, one amplitude scale on ECG paper, 25 mm/s and 10 mm/mV; issue
+    #25, item 3): the mask's saliency 1 - m (0-1) behind each lead, then the Grad-CAM as defined
+    and the published one (one map over time, the same behind every lead); QRS complexes marked
+    under the rhythm strips, front zero-padding left out. Saves ``companion_b_<case>.png`` under
+    ``<build>/figures`` (110 dpi).
 
     Parameters
     ----------
@@ -186,7 +191,6 @@ def case_figures(page, cams: dict, masks: dict, percentile: float) -> dict:
     fs_hz, profile = page["fs_hz"], page["profile"]
     drawn, x, n_valid, maps, qrs = (cams[k] for k in ("drawn", "x", "n_valid", "maps", "qrs"))
     names = {
-        "mask": "deletion mask 1 - m (per lead)",
         "time": f"Grad-CAM (over time), {percentile:g}th percentile",
         "published": f"published Grad-CAM, {percentile:g}th percentile",
     }
@@ -194,24 +198,28 @@ def case_figures(page, cams: dict, masks: dict, percentile: float) -> dict:
     for i, case in enumerate(drawn.index):
         info = drawn.loc[case]
         nv = int(n_valid[i])
-        shown = {
-            names["mask"]: masks["saliency"][i],
-            **{names[v]: threshold_percentile(maps[v][i], percentile, n_valid=nv) for v in maps},
+        panels = {
+            "deletion mask 1 - m (per lead)": {
+                "overlay": masks["saliency"][i],
+                "label": "saliency 1 - m",
+                "vmax": 1.0,
+                "empty": "(empty: the mask deletes nothing)",
+            },
+            **{
+                names[v]: {
+                    "overlay": threshold_percentile(maps[v][i], percentile, n_valid=nv),
+                    "label": "Grad-CAM (logit units)",
+                    "empty": "(zero everywhere: ReLU removed the whole map)",
+                }
+                for v in maps
+            },
         }
         title = (
             f"{case}: {info.record}, labelled {info.labels}, {info.target} score "
             f"{info.score:.2f}; mask lowers it to {masks['probability'][i]:.2f}, deleting "
             f"{masks['deleted'][i]:.1%} (Ours_2, {profile} profile)"
         )
-        fig = gradcam_figure(
-            x[i],
-            fs_hz,
-            shown,
-            title,
-            qrs.at[case, "mask"],
-            n_valid=nv,
-            labels={names["mask"]: "saliency 1 - m"},
-        )
+        fig = ecg_grids(x[i], fs_hz, panels, n_valid=nv, title=title, qrs=qrs.at[case, "mask"])
         page.savefig(fig, f"companion_b_{case}.png", dpi=110)
         figures[case] = fig
         plt.close(fig)
@@ -386,7 +394,10 @@ def lstm_texts(metrics: pd.DataFrame, lstm) -> dict[str, str]:
 def lead_masks_figure(page, cams: dict, results: dict, lead_name: str):
     """One lead of each case record under the saliency of several models' masks.
 
-    Saves ``companion_b_lstm.png`` under ``<build>/figures`` (110 dpi).
+    One rhythm strip per case and model (:func:`ecgrepro.plots.ecg_strips`: ECG paper at
+    25 mm/s and 10 mm/mV, the record's own samples only; issue #25, item 3), the saliency
+    1 - m (0-1) shaded behind the trace. Saves ``companion_b_lstm.png`` under
+    ``<build>/figures`` (110 dpi).
 
     Parameters
     ----------
@@ -395,14 +406,14 @@ def lead_masks_figure(page, cams: dict, results: dict, lead_name: str):
     cams : dict
         :func:`ecgrepro.pages.gradcam.case_gradcam`'s result, with at least one case.
     results : dict of str -> dict
-        Model label -> :func:`case_masks`'s result, drawn in this order from the top.
+        Model label -> :func:`case_masks`'s result, drawn in this order under each case.
     lead_name : str
         The lead shown (:data:`ecgrepro.config.LEADS`; the LSTM's).
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        Lead ``lead_name`` (mV against s) per case (closed).
+        Lead ``lead_name`` per case and model (closed).
     table : pandas.DataFrame
         One row per case and model: ``case, record, target, model, probability_start,
         probability_end, deleted_share_lead`` (the mask's deleted share on the lead).
@@ -410,34 +421,19 @@ def lead_masks_figure(page, cams: dict, results: dict, lead_name: str):
     fs_hz = page["fs_hz"]
     drawn, x, n_valid = cams["drawn"], cams["x"], cams["n_valid"]
     lead = LEADS.index(lead_name)
-    fig, axes = plt.subplots(
-        len(drawn), 1, figsize=(13, 2.6 * len(drawn)), squeeze=False, layout="constrained"
-    )
-    rows = []
+    rows, strips = [], []
     for i, case in enumerate(drawn.index):
-        ax, nv = axes[i, 0], int(n_valid[i])
-        t = np.arange(x.shape[-1]) / fs_hz
-        sig = x[i, lead]
-        lo, hi = float(sig[-nv:].min()), float(sig[-nv:].max())
-        span = max(hi - lo, 0.5)
-        for k, (label, result) in enumerate(results.items()):
-            top = lo - (0.1 + 0.25 * k) * span
-            im = ax.imshow(
-                result["saliency"][i, lead][None, :],
-                extent=(t[0], t[-1], top - 0.2 * span, top),
-                aspect="auto",
-                cmap="YlOrRd",
-                vmin=0,
-                vmax=1,
-                interpolation="nearest",
-            )
-            ax.text(
-                t[-1],
-                top - 0.1 * span,
-                f"  {label}: p {result['probability_start'][i]:.2f} -> "
-                f"{result['probability'][i]:.2f}",
-                fontsize=7,
-                va="center",
+        for label, result in results.items():
+            strips.append(
+                {
+                    "signal": x[i, lead],
+                    "lead": lead_name,
+                    "overlay": result["saliency"][i, lead],
+                    "n_valid": int(n_valid[i]),
+                    "title": f"{case}: {drawn.at[case, 'record']}, class "
+                    f"{drawn.at[case, 'target']}; {label}: p {result['probability_start'][i]:.2f}"
+                    f" -> {result['probability'][i]:.2f}",
+                }
             )
             bins = result["valid_bins"][i]
             rows.append(
@@ -451,15 +447,7 @@ def lead_masks_figure(page, cams: dict, results: dict, lead_name: str):
                     "deleted_share_lead": float((1 - result["mask_bins"][i, lead][bins]).mean()),
                 }
             )
-        ax.plot(t, sig, color="k", lw=0.6)
-        ax.set_ylim(lo - 0.6 * span, hi + 0.05 * span)
-        ax.set_xlim(t[-nv], t[-1])
-        ax.set_ylabel(f"{lead_name} (mV)")
-        ax.set_title(
-            f"{case}: {drawn.at[case, 'record']}, class {drawn.at[case, 'target']}", fontsize=9
-        )
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.colorbar(im, ax=axes, shrink=0.4, label="saliency 1 - m")
+    fig = ecg_strips(strips, fs_hz, overlay_label="saliency 1 - m", vmax=1.0)
     page.savefig(fig, "companion_b_lstm.png", dpi=110)
     plt.close(fig)
     return fig, pd.DataFrame(rows)

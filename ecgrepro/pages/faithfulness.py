@@ -372,9 +372,10 @@ def rank_summary(
         :func:`~ecgrepro.explain.faithfulness.pairwise_wilcoxon` per test and metric
         (``faithfulness_pairs.csv``).
     summary : pandas.DataFrame
-        Method (label) x column: ``mean rank (interval)``, and a ``Friedman`` row.
+        Method (label) x column: ``mean rank (interval)``, then the ``Friedman p`` row and
+        the ``records x methods`` it ranked.
     """
-    rank_tables, pair_tables, cells, fried = [], [], {}, {}
+    rank_tables, pair_tables, cells, fried, blocks = [], [], {}, {}, {}
     for col, (test, metric) in tests.items():
         higher = F.HIGHER_IS_BETTER[metric.split(":")[0]]
         sub = per_record[(per_record.test == test) & (per_record.metric == metric)]
@@ -398,15 +399,13 @@ def rank_summary(
             r.method: f"{r.mean_rank:.1f} ({r.ci_low:.1f}-{r.ci_high:.1f})"
             for r in ranks.itertuples()
         }
-        fried[col] = (
-            f"p = {fr['p']:.2g} (n = {fr['records']}, k = {len(ranks)})"
-            if np.isfinite(fr["p"])
-            else f"n = {fr['records']}, k = {len(ranks)}"
-        )
+        fried[col] = f"{fr['p']:.2g}" if np.isfinite(fr["p"]) else "-"
+        blocks[col] = f"{fr['records']} x {len(ranks)}"
     ranks_t = pd.concat(rank_tables, ignore_index=True)
     pairs_t = pd.concat(pair_tables, ignore_index=True)
     summary = pd.DataFrame(cells).reindex([k for k in LABEL if any(k in c for c in cells.values())])
-    summary.loc["Friedman"] = pd.Series(fried)
+    summary.loc["Friedman p"] = pd.Series(fried)
+    summary.loc["records x methods"] = pd.Series(blocks)
     summary.index = [LABEL.get(k, k) for k in summary.index]
     return ranks_t[RANK_COLUMNS], pairs_t, summary
 

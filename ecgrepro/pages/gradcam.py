@@ -20,7 +20,7 @@ import torch
 from ecgrepro.beats import delineate_records
 from ecgrepro.config import CLASSES
 from ecgrepro.explain import case_maps, qrs_frame, threshold_percentile
-from ecgrepro.plots import gradcam_figure
+from ecgrepro.plots import ecg_grids
 
 #: Case -> (the paper's figure number, the figure file's stem).
 CASE_FIGURES = {
@@ -206,10 +206,16 @@ def map_texts(page, cams: dict) -> dict[str, str]:
 
 
 def case_figures(page, cams: dict, percentile: float) -> dict:
-    """Figures 6-8: each case's 12 leads under both thresholded maps, saved whole and by halves.
+    """Figures 6-8: each case as 12-lead printouts under both thresholded maps, saved by halves.
 
-    Saves ``fig6_gradcam_lbbb.png`` (the time map) and ``fig6_gradcam_lbbb_published.png``
-    (the published one), and so on, under ``<build>/figures`` (110 dpi).
+    Each map gets the standard printout (:func:`ecgrepro.plots.ecg_grids`: 3 x 4 leads of
+    2.5 s, a lead II rhythm strip, one amplitude scale on ECG paper, 25 mm/s and 10 mm/mV; issue
+    #25, item 3), the map shaded behind every lead (it is one map over time), the QRS complexes
+    marked under the rhythm strip, the front zero-padding left out. Saves
+    ``fig6_gradcam_lbbb.png`` (the time map) and ``fig6_gradcam_lbbb_published.png`` (the
+    published one), and so on, under ``<build>/figures`` (110 dpi); a map that is zero
+    everywhere is saved as ``..._empty_map.png``, not under the paper's figure's name
+    (issue #25, item 2).
 
     Parameters
     ----------
@@ -223,11 +229,12 @@ def case_figures(page, cams: dict, percentile: float) -> dict:
     Returns
     -------
     dict of str -> matplotlib.figure.Figure
-        Case -> both maps side by side (closed: displayed by the page).
+        Case -> both printouts, the map as defined above the published one (closed: displayed
+        by the page).
     """
     fs_hz, profile = page["fs_hz"], page["profile"]
     drawn, x, n_valid, maps, qrs = (cams[k] for k in ("drawn", "x", "n_valid", "maps", "qrs"))
-    labels = {
+    titles = {
         "time": f"Grad-CAM as defined (over time), {percentile:g}th percentile",
         "published": "published code: a map over the 512 channels, stretched over time, "
         f"{percentile:g}th percentile",
@@ -240,28 +247,22 @@ def case_figures(page, cams: dict, percentile: float) -> dict:
             f"Fig. {number}: {info.record}, labelled {info.labels}, {info.target} score "
             f"{info.score:.2f} (threshold {info.threshold:.2f}); Ours_2, {profile} profile"
         )
-        thresholded = {
-            v: threshold_percentile(maps[v][i], percentile, n_valid=n_valid[i]) for v in maps
+        panels = {
+            v: {
+                "overlay": threshold_percentile(maps[v][i], percentile, n_valid=n_valid[i]),
+                "label": "Grad-CAM (logit units)",
+                "empty": "(zero everywhere: ReLU removed the whole map)",
+            }
+            for v in maps
         }
+        common = {"n_valid": int(n_valid[i]), "title": title, "qrs": qrs.at[case, "mask"]}
         for variant, suffix in (("time", ""), ("published", "_published")):
-            single = gradcam_figure(
-                x[i],
-                fs_hz,
-                {labels[variant]: thresholded[variant]},
-                title,
-                qrs.at[case, "mask"],
-                n_valid=int(n_valid[i]),
-            )
-            page.savefig(single, f"{stem}{suffix}.png", dpi=110)
+            single = ecg_grids(x[i], fs_hz, {titles[variant]: panels[variant]}, **common)
+            # an empty map is no reproduction of the paper's figure: its file says so
+            empty = not np.any(panels[variant]["overlay"])
+            page.savefig(single, f"{stem}{suffix}{'_empty_map' if empty else ''}.png", dpi=110)
             plt.close(single)
-        figures[case] = gradcam_figure(
-            x[i],
-            fs_hz,
-            {labels[v]: thresholded[v] for v in maps},
-            title,
-            qrs.at[case, "mask"],
-            n_valid=int(n_valid[i]),
-        )
+        figures[case] = ecg_grids(x[i], fs_hz, {titles[v]: panels[v] for v in maps}, **common)
         plt.close(figures[case])
     return figures
 

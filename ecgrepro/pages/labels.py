@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ecgrepro import gap, paper
+from ecgrepro.book.report import shown_path
 from ecgrepro.config import CLASSES
 from ecgrepro.data import summary
 from ecgrepro.data.labels import label_mapping
@@ -131,7 +132,7 @@ def audit_texts(audit: pd.DataFrame, meta: pd.DataFrame, root: Path) -> dict[str
     texts["lg_n_statements"] = f"{len(audit)}"
     texts["lg_n_zero_statements"] = f"{int((audit.likelihood_zero > 0).sum())}"
     texts["lg_listed"] = f"{len(meta):,}"
-    texts["lg_root"] = str(root)
+    texts["lg_root"] = shown_path(root)
     texts["lg_6001"] = str(meta.scp.get(6001, "not listed"))
     return texts
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro import gap, paper
+from ecgrepro.book.report import shown_path
 from ecgrepro.data import summary
 from ecgrepro.evaluate import attach_paper, seed_pooled_table, table_with_ci, threshold_flags
 from ecgrepro.pipeline import split_scores
@@ -127,7 +128,7 @@ def table1_texts(
         "t1_dropped": f"{n_dropped:,}",
         "t1_cells_equal": f"{int(comparison.equal.sum())} of {len(comparison)}",
         "t1_label_errors": f"{len(label_skips)}",
-        "t1_root": str(root),
+        "t1_root": shown_path(root),
     }
 
 
@@ -214,7 +215,7 @@ def table2_data_texts(page, pipe) -> dict[str, str]:
         "t2_setup": setup_text(
             page, pipe, f"{n_seeds} training seed(s) ({seed} to {seed + n_seeds - 1})"
         ),
-        "t2_root": str(pipe.root),
+        "t2_root": shown_path(pipe.root),
         "t2_n_seeds": str(page["n_seeds"]),
         "t2_kernel_ms": f"{15 / fs_hz * 1000:.0f}",
         "t2_kernel_paper_ms": f"{15 / paper.FACTS['fs_hz'] * 1000:.0f}",
