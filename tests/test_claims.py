@@ -95,10 +95,12 @@ def test_table1_clusters_and_mask_claims_follow_their_rules():
     follows, is_wave, agree = verdicts.clusters_claims(waves, forest)
     assert (follows.verdict, is_wave.verdict, agree.verdict) == (C.HOLDS, C.FAILS, C.FAILS)
     cases = pd.DataFrame({"model": ["Ours_2", "Ours_2", "LSTM"], "case": ["a", "b", "a"],
-                          "record": "r", "target": "AF", "probability_start": [0.2, 0.9, 0.1],
+                          "record": "r", "target": "AF", "probability_start": [0.8, 0.9, 0.1],
                           "probability_blur": [0.05, 0.1, np.nan],
                           "probability_end": [0.01, 0.8, 0.1], "deleted_share": [0.01, 0.02, 0]})
     assert [c.verdict for c in verdicts.deletion_mask_claims(cases)] == [C.HOLDS, C.FAILS]
+    weak = cases.assign(probability_start=0.2)  # a record the model was not confident on
+    assert {c.verdict for c in verdicts.deletion_mask_claims(weak)} == {C.CANNOT_TELL}
 
 
 def test_shap_and_gradcam_claims():

@@ -508,14 +508,18 @@ def deletion_mask_claims(cases: pd.DataFrame) -> list[Claim]:
     Returns
     -------
     list of ecgrepro.claims.Claim
-        Per ResNet-34 case: holds where deleting the mask's share takes the probability at least
-        as low as blurring the whole record, with less than half of it deleted; does not hold
-        where the masked input keeps more than half the record's probability; otherwise the
-        one record cannot tell.
+        Per ResNet-34 case with a confident prediction (probability at least 0.5; below it the
+        model gives the mask little to take away, and an empty mask says nothing): holds where
+        deleting the mask's share takes the probability at least as low as blurring the whole
+        record, with less than half of it deleted; does not hold where the masked input keeps
+        more than half the record's probability; otherwise, and for a record the model was not
+        confident on, the one record cannot tell.
     """
     out = []
     for r in cases[cases.probability_blur.notna()].itertuples():
-        if r.probability_end <= r.probability_blur and r.deleted_share < 0.5:
+        if r.probability_start < 0.5:  # little evidence to take away (Fong & Vedaldi)
+            verdict = CANNOT_TELL
+        elif r.probability_end <= r.probability_blur and r.deleted_share < 0.5:
             verdict = HOLDS
         elif r.probability_end > 0.5 * r.probability_start:
             verdict = FAILS
