@@ -125,3 +125,15 @@ def test_relevance_and_faithfulness_claims_hold_only_when_every_test_goes_the_pa
                      index=["ig", "gradcam", "saliency"])
     cl = verdicts.faithfulness_claims(f, [("A", "ig"), ("B", "gradcam"), ("C", "saliency")])
     assert [c.verdict for c in cl] == [C.HOLDS, C.FAILS, C.CANNOT_TELL]
+
+
+def test_the_lstm_caption_says_when_its_af_auc_is_no_better_than_chance():
+    from ecgrepro.pages.deletion_mask import lstm_texts
+
+    lstm = SimpleNamespace(meta={"train_seconds": 12.0}, reused=False)
+    metrics = pd.DataFrame({"model": ["LSTM, lead II"] * 2 + ["Ours_2"], "class": "AF",
+                            "test set": ["CPSC 2018", "PTB-XL", "PTB-XL"],
+                            "auc": [0.31, 0.38, 0.9]})
+    assert "no better than chance" in lstm_texts(metrics, lstm)["b_lstm_chance"]
+    better = metrics.assign(auc=[0.31, 0.8, 0.9])
+    assert lstm_texts(better, lstm)["b_lstm_chance"] == ""

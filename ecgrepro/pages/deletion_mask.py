@@ -379,11 +379,17 @@ def lstm_texts(metrics: pd.DataFrame, lstm) -> dict[str, str]:
     Returns
     -------
     dict of str -> str
-        ``b_lstm_af_auc`` and ``b_lstm_trained`` (training seconds, or re-read).
+        ``b_lstm_af_auc``, ``b_lstm_trained`` (training seconds, or re-read) and
+        ``b_lstm_chance``: a sentence for the figures' captions where no AF AUC exceeds 0.65
+        (chance is 0.5), else "" (issue #25, item 2: a figure of a near-chance model says so).
     """
     lstm_af = metrics[(metrics["class"] == "AF") & metrics.model.str.startswith("LSTM")]
     seconds = lstm.meta.get("train_seconds", float("nan"))
+    near = len(lstm_af) and bool(lstm_af.auc.le(0.65).all())
     return {
+        "b_lstm_chance": " The LSTM's AF AUC is no better than chance on any test set "
+        f"({', '.join(f'{a:.2f}' for a in lstm_af.auc)}): its masks explain a model that has "
+        "learned little." if near else "",
         "b_lstm_af_auc": "; ".join(f"{r['test set']} {r.auc:.2f}" for _, r in lstm_af.iterrows()),
         "b_lstm_trained": f"{seconds:.0f} s"
         if not lstm.reused
