@@ -137,3 +137,15 @@ def test_the_lstm_caption_says_when_its_af_auc_is_no_better_than_chance():
     assert "no better than chance" in lstm_texts(metrics, lstm)["b_lstm_chance"]
     better = metrics.assign(auc=[0.31, 0.8, 0.9])
     assert lstm_texts(better, lstm)["b_lstm_chance"] == ""
+
+
+def test_the_shap_caption_names_the_classes_that_have_a_row():
+    from ecgrepro.pages.shap_per_lead import PANELS, rows_note
+
+    full = np.ones((10, 12))
+    one = np.full((10, 12), np.nan)
+    one[0] = 1.0  # SNR only
+    results = {f: SimpleNamespace(matrices={"shap_published": full}) for f in PANELS}
+    assert rows_note(results) == ""
+    results[max(PANELS)] = SimpleNamespace(matrices={"shap_published": one})
+    assert rows_note(results).endswith(f"(Fig. {max(PANELS)}: SNR).")

@@ -280,3 +280,30 @@ def limb_reading(credit: pd.DataFrame) -> str:
         else f" For PAC, aVF holds {pac.aVF_12.mean():.2f} of the 12-lead credit, lead II "
         f"{pac.II_12.mean():.2f}; in the 8-lead game lead II holds {pac.II_8.mean():.2f}.")
     return reading
+
+
+def rows_note(results: Mapping, method: str = "shap_published") -> str:
+    """A caption sentence on the panels' classes with no explained record (#25, item 2).
+
+    Parameters
+    ----------
+    results : mapping of int -> ecgrepro.explain.PanelResult
+    method : str
+        A key of the panels' ``matrices``.
+
+    Returns
+    -------
+    str
+        Per panel with fewer than the 9 classes explained: which classes have a row, and that
+        the AVG row then averages only those ("" when every panel has all 9).
+    """
+    parts = []
+    for f in PANELS:
+        mat = results[f].matrices[method][: len(CLASSES)]
+        shown = [c for c, row in zip(CLASSES, mat, strict=True) if np.isfinite(row).all()]
+        if len(shown) < len(CLASSES):
+            parts.append(f"Fig. {f}: {', '.join(shown) or 'none'}")
+    if not parts:
+        return ""
+    return (" Rows of classes with no explained record are blank, and the AVG row averages the "
+            "others only (" + "; ".join(parts) + ").")
