@@ -3,9 +3,10 @@
 Every page states the claims it tests as :class:`Claim` rows, computed from its results
 (never typed): the claim in words, the paper's number, ours with its 95% interval, and a
 verdict from :data:`VERDICTS`. :meth:`ecgrepro.book.page.Page.claim` collects them,
-:meth:`~ecgrepro.book.page.Page.finish` writes them to ``<build>/claims/<page>.json`` and
-glues the page's verdict line for its "About this page" box, and the book runner gathers every
-page's claims into ``tables/claims.csv`` and the claims table on the book's first page
+:meth:`~ecgrepro.book.page.Page.finish` writes them with the page's run facts
+(``<build>/run/<page>.json``, :func:`claim_records`) and glues the page's verdict line for its
+"About this page" box, and the book runner gathers every page's claims into
+``tables/claims.csv`` and the claims table on the book's first page
 (:func:`claims_markdown`), verdicts first (issue #25, item 1).
 
 A verdict reads an interval, not a point: a difference the paper reports holds where our 95%
@@ -130,21 +131,19 @@ def direction_verdict(low: float, high: float, paper_sign: int = 1) -> str:
     return CANNOT_TELL
 
 
-def write_claims(build: Path, page: str, claims: list[Claim]) -> Path:
-    """Write one page's claims to ``<build>/claims/<page>.json`` (replacing the last run's).
+def claim_records(page: str, claims: list[Claim]) -> list[dict]:
+    """One page's claims as JSON-ready rows, for its run facts (``claims`` in
+    ``<build>/run/<page>.json``, written by :func:`ecgrepro.book.report.write_run_facts`).
 
     Parameters
     ----------
-    build : pathlib.Path
-        The build folder.
     page : str
-        The notebook's stem.
+        The notebook's stem (for the error).
     claims : list of Claim
 
     Returns
     -------
-    pathlib.Path
-        The file written.
+    list of dict
 
     Raises
     ------
@@ -154,12 +153,7 @@ def write_claims(build: Path, page: str, claims: list[Claim]) -> Path:
     keys = [c.key for c in claims]
     if len(set(keys)) != len(keys):
         raise ValueError(f"{page}: claim keys repeat: {keys}")
-    out = Path(build) / "claims" / f"{page}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps([asdict(c) for c in claims], indent=1))
-    tmp.replace(out)
-    return out
+    return [asdict(c) for c in claims]
 
 
 def collect_claims(build: Path, pages: list[str]) -> pd.DataFrame:
@@ -178,9 +172,9 @@ def collect_claims(build: Path, pages: list[str]) -> pd.DataFrame:
     """
     rows = []
     for page in pages:
-        path = Path(build) / "claims" / f"{page}.json"
+        path = Path(build) / "run" / f"{page}.json"  # the page's run facts
         if path.exists():
-            rows += [{"page": page, **c} for c in json.loads(path.read_text())]
+            rows += [{"page": page, **c} for c in json.loads(path.read_text()).get("claims", [])]
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 

@@ -22,19 +22,27 @@ def test_direction_verdict_reads_the_interval_on_the_papers_side():
         C.direction_verdict(0, 1, paper_sign=2)
 
 
-def test_a_claim_refuses_an_unknown_verdict_and_repeated_keys(tmp_path):
+def test_a_claim_refuses_an_unknown_verdict_and_repeated_keys():
     with pytest.raises(ValueError, match="not in"):
         C.Claim("k", "c", "1", "2", "probably", "b")
     one = C.Claim("k", "c", "1", "2", C.HOLDS, "b")
     with pytest.raises(ValueError, match="repeat"):
-        C.write_claims(tmp_path, "page", [one, one])
+        C.claim_records("page", [one, one])
 
 
-def test_claims_round_trip_in_page_order_and_render_as_a_table(tmp_path):
+def _write_as_a_book_page(build, page, claims, monkeypatch):
+    """What Page.finish does in a book build: the claims go with the page's run facts."""
+    from ecgrepro.book.report import PAGE_ENV, write_run_facts
+
+    monkeypatch.setenv(PAGE_ENV, page)
+    write_run_facts(build, {"warnings": 0, "claims": C.claim_records(page, claims)})
+
+
+def test_claims_round_trip_in_page_order_and_render_as_a_table(tmp_path, monkeypatch):
     a = C.Claim("gap", "a drop", "0.49", "0.15 [0.02, 0.29]", C.HOLDS, "n records")
     b = C.Claim("x", "a | b", "-", "0.01 [-0.1, 0.1]", C.CANNOT_TELL, "m records")
-    C.write_claims(tmp_path, "second", [b])
-    C.write_claims(tmp_path, "first", [a])
+    _write_as_a_book_page(tmp_path, "second", [b], monkeypatch)
+    _write_as_a_book_page(tmp_path, "first", [a], monkeypatch)
     table = C.collect_claims(tmp_path, ["first", "missing", "second"])
     assert table.page.tolist() == ["first", "second"] and table.key.tolist() == ["gap", "x"]
     md = C.claims_markdown(table, {"first": "Table 2"})

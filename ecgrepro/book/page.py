@@ -23,14 +23,12 @@ warnings, and :meth:`Page.finish` records the count and the file in the run repo
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
 
 from ecgrepro.book.report import (
-    PAGE_ENV,
     data_scope,
     figure_caption,
     page_parameters,
@@ -39,7 +37,7 @@ from ecgrepro.book.report import (
     write_run_facts,
 )
 from ecgrepro.catalogue import SETUP_PARAMETERS
-from ecgrepro.claims import verdict_line, write_claims
+from ecgrepro.claims import claim_records, verdict_line
 from ecgrepro.config import REPO_ROOT
 from ecgrepro.parameters import PAGE_SHARED, page_declared
 
@@ -283,22 +281,20 @@ class Page:
         """
         self.close()
         cost = run_cost(self.stem, {"profile": self.profile, "pipes": dict(enumerate(self.pipes))})
-        write_run_facts(
-            self.log_path.parents[1], {"warnings": self.warnings, "log": str(self.log_path)}
-        )
-        if os.environ.get(PAGE_ENV):  # in a book build, as the run facts: the claims table
-            write_claims(self.log_path.parents[1], self.stem, self.claims)
-        self.glue(run_cost=cost, run_warnings=self.warnings_text())
+        facts = {"warnings": self.warnings, "log": str(self.log_path)}
+        facts["claims"] = claim_records(self.stem, self.claims)  # the book's claims table
+        write_run_facts(self.log_path.parents[1], facts)
         from IPython.display import Markdown
-        from myst_nb import glue
 
-        glue("verdict", Markdown(verdict_line(self.claims)), display=False)  # {glue:md}`verdict`
+        verdict = Markdown(verdict_line(self.claims))  # {glue:md}`verdict` in the About box
+        self.glue(run_cost=cost, run_warnings=self.warnings_text(), verdict=verdict)
 
     def claim(self, *claims) -> None:
         """Record the claims of the paper or a companion that this page tests (``Claim`` rows).
 
-        :meth:`finish` writes them to ``<build>/claims/<stem>.json``, from which the book runner
-        builds the claims table of the first page, and glues ``verdict``, the About box's line
+        :meth:`finish` writes them with the run facts (``<build>/run/<stem>.json``), from which
+        the book runner builds the claims table of the first page, and glues ``verdict``, the
+        About box's line
         (:func:`ecgrepro.claims.verdict_line`).
         """
         self.claims.extend(claims)

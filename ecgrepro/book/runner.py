@@ -162,7 +162,6 @@ def execute_notebooks(
         print(f"[{stem}] executing with {params}", flush=True)
         t0 = time.perf_counter()
         clear_run_facts(build_dir, stem)
-        (build_dir / "claims" / f"{stem}.json").unlink(missing_ok=True)  # as the run facts
         clear_outputs(build_dir, stem)
         before = output_stamps(build_dir)  # what the page then writes is its Downloads list
         os.environ[PAGE_ENV] = stem  # the kernel inherits it: setup() records the run facts
