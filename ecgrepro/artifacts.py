@@ -52,8 +52,8 @@ def artifact_key(
     Parameters
     ----------
     spec : TrainingSpec
-        Its ``amp`` and ``compile`` enter the key only when not ``off`` /
-        False, so the models trained before they existed keep their keys.
+        Its ``amp``, ``compile`` and ``deterministic`` enter the key only when not
+        ``off`` / False / True, so the models trained before they existed keep their keys.
     datasets : dict of str -> ECGDataset
         Only the datasets in ``spec.train_on`` enter the key.
     device : str
@@ -77,7 +77,7 @@ def artifact_key(
     spec_fields = asdict(spec)
     if spec_fields["arch"] == "resnet34":
         del spec_fields["arch"]  # ResNet artifacts keep the keys they had before arch existed
-    for name, faithful in (("amp", "off"), ("compile", False)):
+    for name, faithful in (("amp", "off"), ("compile", False), ("deterministic", True)):
         if spec_fields[name] == faithful:
             del spec_fields[name]  # likewise for the models trained before these existed
     payload = {
@@ -196,6 +196,7 @@ def _train_and_store(spec, model, key, folder, train, val, device, parent, log, 
         log=log,
         amp=spec.amp,
         compile=spec.compile,
+        deterministic=spec.deterministic,
         dist=dist,
         sync_bn=sync,
     )

@@ -39,6 +39,7 @@ SETUP_PARAMETERS = (
     "retrain",
     "amp",
     "compile",
+    "deterministic",
 )
 
 #: Parameters of :func:`paper_specs`, read from a page's parameters.
@@ -80,6 +81,10 @@ class TrainingSpec:
         ``off`` is the published code's float32.
     compile : bool
         Train and score :func:`torch.compile` d copies of the model.
+    deterministic : bool
+        Train under torch's deterministic algorithms (True, the default: bit-identical
+        weights run to run on one machine); False lets cuDNN autotune its kernels
+        (:func:`ecgrepro.runtime.deterministic_algorithms`).
     """
 
     name: str
@@ -93,6 +98,7 @@ class TrainingSpec:
     arch: str = "resnet34"
     amp: str = "off"
     compile: bool = False
+    deterministic: bool = True
 
 
 def paper_specs(
@@ -104,6 +110,7 @@ def paper_specs(
     augment_cpsc_in_ours2: bool = False,
     amp: str = "off",
     compile: bool = False,
+    deterministic: bool = True,
 ) -> dict[str, TrainingSpec]:
     """The paper's three models plus the PTB-XL-only model, in training order.
 
@@ -117,14 +124,21 @@ def paper_specs(
         Shared by all.
     augment_cpsc_in_ours2 : bool
         False (faithful): Ours_2 augments only its PTB-XL records.
-    amp, compile
+    amp, compile, deterministic
         As :class:`TrainingSpec`, shared by all.
 
     Returns
     -------
     dict of str -> TrainingSpec
     """
-    common = {"batch_size": batch_size, "lr": lr, "seed": seed, "amp": amp, "compile": compile}
+    common = {
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "amp": amp,
+        "compile": compile,
+        "deterministic": deterministic,
+    }
     both = ("cpsc", "ptbxl")
     return {
         "original": TrainingSpec("original", ("cpsc",), epochs=epochs, **common),
@@ -231,7 +245,17 @@ class ModelEntry:
                 f"model {self.name!r} needs the parameter(s) {', '.join(missing)} "
                 f"(those of the page {self.page})"
             )
-        return self.make_spec(params)
+        return replace(self.make_spec(params), **speed_options(params))
+
+
+#: The speed options (not in the published code), with their faithful values: every model the
+#: book trains takes them from its page's parameters (``profiles.yml``; ``paper-fast`` sets them).
+SPEED_OPTIONS = {"amp": "off", "compile": False, "deterministic": True}
+
+
+def speed_options(params: Mapping) -> dict:
+    """The :data:`SPEED_OPTIONS` in ``params``, the faithful value where one is absent."""
+    return {k: params.get(k, v) for k, v in SPEED_OPTIONS.items()}
 
 
 def _paper(name: str) -> Callable[[Mapping], TrainingSpec]:

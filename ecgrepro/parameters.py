@@ -1,8 +1,7 @@
 """Every page and command parameter in one table, and their validation.
 
 :data:`PARAMETERS` lists every name declared in the ``parameters`` cell of a
-notebook under ``notebooks/`` and every name of ``ecgrepro/profiles.yml``
-(``amp`` and ``compile`` are command parameters of ``ecgrepro train`` only),
+notebook under ``notebooks/`` and every name of ``ecgrepro/profiles.yml``,
 each with its type, its allowed values and a one-line meaning.
 :func:`validate` converts a set of values to those types and checks them
 against the table, so that a bad value stops a build or a training at once,
@@ -275,6 +274,7 @@ PARAMETERS: dict[str, Parameter] = {
         _p("retrain", "bool", "train even where an artifact has the same key"),
         _p("amp", "str", "mixed precision (off: faithful)", choices=AMP, from_bool=AMP),
         _p("compile", "bool", "torch.compile for training and scoring"),
+        _p("deterministic", "bool", "deterministic algorithms in training (true: faithful)"),
         _p("augment_cpsc_in_ours2", "bool", "Ours_2 augments CPSC records too (false: faithful)"),
         _p("label_mapping", "str", "PTB-XL labels (rhythm-aware: labels page)", choices=MAPPINGS),
         # SHAP (Figures 2-5), reused by the faithfulness page
@@ -345,6 +345,9 @@ SETUP = (
     "retrain",
     "augment_cpsc_in_ours2",
     "label_mapping",
+    "amp",
+    "compile",
+    "deterministic",
 )
 #: The SHAP page's selection, which the faithfulness page re-reads.
 SHAP = (

@@ -473,6 +473,7 @@ def setup(
     retrain: bool = False,
     amp: str = "off",
     compile: bool = False,
+    deterministic: bool = True,
     extra: dict | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Pipeline:
@@ -502,6 +503,8 @@ def setup(
         Mixed precision of training and scoring (:class:`TrainingSpec`); ``off`` is faithful.
     compile : bool
         :func:`torch.compile` for training and scoring (:class:`TrainingSpec`).
+    deterministic : bool
+        Train under torch's deterministic algorithms (:class:`TrainingSpec`); True is faithful.
     extra : dict, optional
         The page's other parameters that its catalogue models or derived datasets
         read (:data:`ecgrepro.catalogue.MODELS`), e.g. ``lstm_lead``; checked too.
@@ -541,6 +544,7 @@ def setup(
             "retrain": retrain,
             "amp": amp,
             "compile": compile,
+            "deterministic": deterministic,
         }
     )
     data_root, build_dir, fs_hz, window_s, seed, device, label_mapping = (
@@ -550,8 +554,9 @@ def setup(
     epochs, epochs_ours, batch_size, lr = (
         checked[k] for k in ("epochs", "epochs_ours", "batch_size", "lr")
     )
-    augment_cpsc_in_ours2, retrain, amp, compile = (
-        checked[k] for k in ("augment_cpsc_in_ours2", "retrain", "amp", "compile")
+    augment_cpsc_in_ours2, retrain, amp, compile, deterministic = (
+        checked[k]
+        for k in ("augment_cpsc_in_ours2", "retrain", "amp", "compile", "deterministic")
     )
     root = find_data_root(data_root or None)
     build = Path(build_dir or REPO_ROOT / "_build")
@@ -564,7 +569,8 @@ def setup(
         "ptbxl": load_ptbxl(root, fs_hz, n_samples, cache_dir=cache, label_mapping=label_mapping),
     }
     specs = paper_specs(
-        epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2, amp, compile
+        epochs, epochs_ours, batch_size, lr, seed, augment_cpsc_in_ours2, amp, compile,
+        deterministic,
     )
     torch_device = select_device(device)
     return Pipeline(

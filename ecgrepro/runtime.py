@@ -78,6 +78,23 @@ def autocast(device: torch.device | str, amp: str | bool = "off") -> torch.autoc
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=check_amp(amp) == "bf16")
 
 
+def arithmetic(amp: str | bool = "off", compile: bool = False, deterministic: bool = True) -> str:
+    """The speed options in words, for a page's run line: which arithmetic ran.
+
+    Returns
+    -------
+    str
+        ``"float32"`` for the faithful settings; else e.g. ``"bf16 autocast, torch.compile,
+        cuDNN autotuned (not deterministic)"``.
+    """
+    words = ["bf16 autocast" if check_amp(amp) == "bf16" else "float32"]
+    if compile:
+        words.append("torch.compile")
+    if not deterministic:
+        words.append("cuDNN autotuned (not deterministic)")
+    return ", ".join(words)
+
+
 @contextmanager
 def deterministic_algorithms(enabled: bool = True, warn_only: bool = True) -> Iterator[None]:
     """Run a block with torch's deterministic algorithms, then restore the previous settings.
@@ -91,7 +108,8 @@ def deterministic_algorithms(enabled: bool = True, warn_only: bool = True) -> It
     Parameters
     ----------
     enabled : bool
-        False: the block runs with the settings it finds (nothing is changed).
+        False: the block runs with cuDNN's autotuning on (``benchmark``: the fastest
+        kernels for each shape, chosen anew in each process), everything else as found.
     warn_only : bool
         True: an operation with no deterministic implementation warns instead
         of raising. On CUDA this model has one: the backward of
@@ -102,7 +120,12 @@ def deterministic_algorithms(enabled: bool = True, warn_only: bool = True) -> It
         loop has a deterministic implementation.
     """
     if not enabled:
-        yield
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
         return
     before = (
         torch.are_deterministic_algorithms_enabled(),

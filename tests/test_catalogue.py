@@ -18,12 +18,14 @@ ONE_EPOCH = {"epochs": 1, "device": "cpu"}
 
 
 def test_every_spec_is_the_one_its_page_built_before_the_catalogue():
-    """Field for field as the pages wrote them, so that every artifact keeps its key."""
+    """Field for field as the pages wrote them, so that every artifact keeps its key; the speed
+    options (faithful values except in ``paper-fast``) reach every model."""
     for profile, pages in load_profiles().items():
         t3, b = pages["table3_retraining"], pages["companion_b_deletion_mask"]
         c, f = pages["companion_c_clusters"], pages["faithfulness"]
         common = {"batch_size": t3["batch_size"], "lr": t3["lr"], "seed": t3["seed"]}
-        amp = {"amp": t3["amp"], "compile": t3["compile"]}
+        speed = {p: {k: pages[p][k] for k in ("amp", "compile", "deterministic")} for p in pages}
+        amp = speed["table3_retraining"]
         want = {
             "original": TrainingSpec("original", ("cpsc",), epochs=t3["epochs"], **common, **amp),
             "ours1": TrainingSpec(
@@ -38,18 +40,21 @@ def test_every_spec_is_the_one_its_page_built_before_the_catalogue():
             "lstm": TrainingSpec(
                 f"lstm_{b['lstm_lead']}", ("cpsc", "ptbxl"), None, ("ptbxl",), b["lstm_epochs"],
                 b["batch_size"], b["lstm_lr"], b["seed"], arch=f"lstm_{b['lstm_lead']}",
+                **speed["companion_b_deletion_mask"],
             ),
             "resnet34_super": TrainingSpec(
                 "resnet34_super", ("ptbxl_super",), None, ("ptbxl_super",), c["epochs_ours"],
-                c["batch_size"], c["lr"], c["seed"],
+                c["batch_size"], c["lr"], c["seed"], **speed["companion_c_clusters"],
             ),
             "shuffled_labels": TrainingSpec(
                 name="shuffled_labels", train_on=("ptbxl_shuffled",), augment=("ptbxl_shuffled",),
                 epochs=f["epochs_ours"], batch_size=f["batch_size"], lr=f["lr"], seed=f["seed"],
+                **speed["faithfulness"],
             ),
             "planted": TrainingSpec(
                 name="planted", train_on=("ptbxl_planted",), augment=(), epochs=f["planted_epochs"],
                 batch_size=f["planted_batch"], lr=f["planted_lr"], seed=f["seed"],
+                **speed["faithfulness"],
             ),
         }  # fmt: skip
         assert set(want) == set(MODELS)

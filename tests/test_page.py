@@ -54,7 +54,7 @@ def test_the_pipeline_is_opened_by_keyword_with_the_pages_parameters(monkeypatch
     assert p.pipe is pipe and p.build == tmp_path
     assert seen["data_root"] == "/d" and seen["extra"] == {"lstm_lead": "II"}
     assert seen["fs_hz"] == 500 and seen["label_mapping"] == "published"
-    assert "amp" not in seen  # not a parameter of this page: setup's default
+    assert seen["amp"] == "off" and seen["deterministic"] is True  # the speed options reach it
     p.pipeline(label_mapping="rhythm-aware")
     assert seen["label_mapping"] == "rhythm-aware" and len(p.pipes) == 2
 

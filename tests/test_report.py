@@ -186,4 +186,8 @@ def test_run_cost_is_measured_from_the_first_cell(monkeypatch):
     assert "quick profile on cpu" in text and "commit " in text
     assert "no model" in report.run_cost("some_page", {"profile": "quick"})
     two = {"a": SimpleNamespace(device="cpu"), "b": SimpleNamespace(device="cpu")}
-    assert "on cpu," in report.run_cost("some_page", {"profile": "quick", "pipes": two})
+    assert "on cpu in float32," in report.run_cost("some_page", {"profile": "quick", "pipes": two})
+    fast = {"profile": "paper-fast", "pipe": SimpleNamespace(device="cuda:0"), "amp": "bf16",
+            "compile": True, "deterministic": False}
+    assert "on cuda:0 in bf16 autocast, torch.compile, cuDNN autotuned" in report.run_cost(
+        "some_page", fast)

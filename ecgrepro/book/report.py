@@ -394,7 +394,8 @@ def run_cost(page: str, namespace: dict) -> str:
     Returns
     -------
     str
-        E.g. ``"412 s (6.9 min) with the quick profile on cpu, 2 CPU cores, commit 21e5489"``;
+        E.g. ``"412 s (6.9 min) with the quick profile on cpu in float32, 2 CPU cores, commit
+        21e5489"`` (the arithmetic: :func:`ecgrepro.runtime.arithmetic`);
         the page glues it as ``run_cost`` for its "About this page" box.
 
     Raises
@@ -408,6 +409,11 @@ def run_cost(page: str, namespace: dict) -> str:
     pipes = [namespace.get("pipe"), *dict(namespace.get("pipes") or {}).values()]
     devices = sorted({str(p.device) for p in pipes if p is not None and hasattr(p, "device")})
     device = ", ".join(devices) or "no model"
+    if devices:
+        from ecgrepro.runtime import arithmetic
+
+        speed = {k: namespace[k] for k in ("amp", "compile", "deterministic") if k in namespace}
+        device += f" in {arithmetic(**speed)}"
     minutes = f" ({seconds / 60:.1f} min)" if seconds >= 90 else ""
     commit = git_commit()
     commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
