@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ecgrepro.augment import apply_augmentation, draw_augmentation
+from ecgrepro.batches import BatchSource, epoch_draws
 from ecgrepro.data import ECGDataset
 from ecgrepro.metrics import f1_optimal_thresholds, per_class_metrics
 from ecgrepro.runtime import (
@@ -94,18 +95,25 @@ class Samples:
             np.concatenate([self.n_valid, other.n_valid]),
         )
 
-    def signals(self, idx: np.ndarray) -> np.ndarray:
-        """Signals of samples ``idx``: shape (len(idx), 12, n_samples), float32, mV (a copy)."""
+    def signals(self, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Signals of samples ``idx``: shape (len(idx), 12, n_samples), float32, mV (a copy).
+
+        Each record is copied once, from its memory map straight into its row of the result,
+        in ascending row order per array (a memory map is then read sequentially).
+
+        Parameters
+        ----------
+        idx : numpy.ndarray, shape (k,), int
+        out : numpy.ndarray, shape (k, 12, n_samples), float32, optional
+            Filled and returned (e.g. a pinned buffer, :mod:`ecgrepro.batches`).
+        """
         idx = np.asarray(idx)
         first = self.parts[self.part[idx[0]]] if len(idx) else self.parts[0]
-        out = np.empty((len(idx),) + first.shape[1:], dtype=np.float32)
-        for p in np.unique(self.part[idx]):
-            sel = self.part[idx] == p
-            rows = self.row[idx][sel]
-            order = np.argsort(rows)  # ascending rows read a memory map sequentially
-            block = np.empty((len(rows),) + first.shape[1:], dtype=np.float32)
-            block[order] = self.parts[p][rows[order]]
-            out[sel] = block
+        if out is None:
+            out = np.empty((len(idx),) + first.shape[1:], dtype=np.float32)
+        part, row = self.part[idx], self.row[idx]
+        for i in np.lexsort((row, part)):  # by array, then ascending row
+            out[i] = self.parts[part[i]][row[i]]
         return out
 
 
@@ -119,6 +127,9 @@ def predict_scores(
     compile: bool = False,
 ) -> np.ndarray:
     """Sigmoid outputs of ``model`` for every sample, in order.
+
+    The batches come through :class:`ecgrepro.batches.BatchSource` (on the device when the
+    signals fit there, else gathered ahead in a thread).
 
     Parameters
     ----------
@@ -142,13 +153,13 @@ def predict_scores(
     model.eval().to(device)
     net = torch.compile(model, dynamic=False) if compile else model
     out = []
-    for start in range(0, len(samples), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(samples)))
-        x = torch.from_numpy(samples.signals(idx)).to(device)
-        if compile and len(idx) < batch_size:
-            x = torch.cat([x, x.new_zeros((batch_size - len(idx),) + tuple(x.shape[1:]))])
+    starts = range(0, len(samples), batch_size)
+    batches = [np.arange(a, min(a + batch_size, len(samples))) for a in starts]
+    for x, _, n in BatchSource(samples, device).batches(batches, labels=False):
+        if compile and n < batch_size:
+            x = torch.cat([x, x.new_zeros((batch_size - n,) + tuple(x.shape[1:]))])
         with autocast(device, amp):
-            logits = net(x)[: len(idx)]
+            logits = net(x)[:n]
         out.append(torch.sigmoid(logits.float()).cpu().numpy())
     n_out = model.fc.out_features if hasattr(model, "fc") else 0
     return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
@@ -278,8 +289,8 @@ def train_one_epoch(
         bfloat16 autocast.
     timings : dict, optional
         If given, ``timings["data"]`` and ``timings["step"]`` accumulate the
-        seconds spent gathering/augmenting/transferring batches and in
-        forward/backward/optimiser steps (the device is synchronised).
+        seconds spent waiting for a batch (gathered ahead in a thread, copied, augmented) and
+        in forward/backward/optimiser steps (the device is synchronised).
     max_batches : int, optional
         Stop after this many batches (benchmarks).
     desc : str
@@ -290,36 +301,45 @@ def train_one_epoch(
     Returns
     -------
     float
-        Mean training loss over the records seen (all processes).
+        Mean training loss over the records seen (all processes), summed on the device in
+        float64 and read once, at the end of the epoch.
+
+    Notes
+    -----
+    The batches come through :class:`ecgrepro.batches.BatchSource`; the augmentation of the
+    whole epoch is drawn first (:func:`ecgrepro.batches.epoch_draws`: the generator's calls
+    and their order are those of one draw per batch) and applied on the device.
     """
     device = torch.device(device)
     dist = dist or DistContext()
     model.train()
     order = rng.permutation(len(train))
-    total, seen = 0.0, 0
-    batches = list(range(0, len(order), batch_size))[:max_batches]
+    batches = [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
+    batches = batches[:max_batches]
+    draws = epoch_draws(train.augment, batches, rng, train.parts[0].shape[1])
+    source = BatchSource(train, device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for start in tqdm(batches, desc=desc, disable=None if dist.is_main else True, leave=False):
-        t0 = time.perf_counter()
-        idx = order[start : start + batch_size]
-        x, y = shard_batch(train, idx, rng, dist.rank, dist.world_size)
-        xb = torch.from_numpy(x).to(device)
-        yb = torch.from_numpy(y).to(device)
+    bar = tqdm(total=len(batches), desc=desc, disable=None if dist.is_main else True, leave=False)
+    t0 = time.perf_counter()
+    for xb, yb, n in source.batches(batches, draws, dist.rank, dist.world_size):
         if timings is not None:
             sync()
             t1 = time.perf_counter()
-        loss = train_step(model, optimiser, criterion, xb, yb, amp, len(idx), dist.world_size)
-        total += loss.item() * len(idx) / dist.world_size
-        seen += len(idx)
+        loss = train_step(model, optimiser, criterion, xb, yb, amp, n, dist.world_size)
+        total += loss.double() * n / dist.world_size  # on the device: no sync per step
+        seen += n
         if timings is not None:
             sync()
             timings["data"] = timings.get("data", 0.0) + t1 - t0
             timings["step"] = timings.get("step", 0.0) + time.perf_counter() - t1
+        bar.update()
+        t0 = time.perf_counter()
+    bar.close()
     if dist.world_size > 1:
-        summed = torch.tensor([total], dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(summed)
-        total = float(summed.item())
-    return total / max(seen, 1)
+        torch.distributed.all_reduce(total)
+    return float(total.item()) / max(seen, 1)
 
 
 @dataclass
