@@ -78,6 +78,11 @@ def autocast(device: torch.device | str, amp: str | bool = "off") -> torch.autoc
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=check_amp(amp) == "bf16")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter; the CPU for a model without parameters."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def arithmetic(amp: str | bool = "off", compile: bool = False, deterministic: bool = True) -> str:
     """The speed options in words, for a page's run line: which arithmetic ran.
 

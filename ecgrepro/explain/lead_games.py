@@ -48,6 +48,7 @@ from torch import nn
 
 from ecgrepro.beats import valid_lengths, valid_mask
 from ecgrepro.config import LEADS
+from ecgrepro.runtime import model_device
 
 #: The 8 independent leads of the standard 12-lead ECG, the players of the ``independent8`` game.
 INDEPENDENT_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -161,7 +162,7 @@ def exact_lead_shapley(
     x: np.ndarray,
     baseline: np.ndarray,
     batch_size: int = 256,
-    device="cpu",
+    device=None,
     game: str = "leads12",
     n_valid: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +183,8 @@ def exact_lead_shapley(
         signal), on the valid samples only.
     batch_size : int
         Coalitions per forward pass.
-    device : str or torch.device
+    device : str or torch.device, optional
+        Where the coalitions are evaluated; None: the model's device (it is not moved).
     game : {"leads12", "independent8"}
         Players: the 12 leads, or I, II, V1-V6 with the derived limb leads
         recomputed from the coalition's I and II (:func:`coalition_inputs`).
@@ -208,6 +210,8 @@ def exact_lead_shapley(
         raise ValueError(f"game must be one of {list(LEAD_GAMES)}, not {game!r}")
     if game == "independent8" and x.shape[0] != len(LEADS):
         raise ValueError(f"the independent8 game needs the 12 leads, got {x.shape[0]}")
+    if device is None:
+        device = model_device(model)
     model = model.eval().to(device)
     n = x.shape[0] if game == "leads12" else len(INDEPENDENT_LEADS)
     masks = coalition_masks(n)

@@ -220,30 +220,20 @@ def deletion_mask_map(model, x, target, *, n_valid, seed, fs_hz, mask_kw=None):
 def _shap(model, x, target, *, n_valid, seed, background, nsamples=200):
     from ecgrepro.explain.shapley import gradient_shap_per_lead
 
-    device = next(model.parameters()).device
-    model.cpu()  # GradientExplainer runs on the CPU
-    try:
-        return gradient_shap_per_lead(model, background, x, target, nsamples, seed, n_valid)
-    finally:
-        model.to(device)
+    return gradient_shap_per_lead(model, background, x, target, nsamples, seed, n_valid)
 
 
 def _exact(game: str):
     def fn(model, x, target, *, n_valid, seed, exact_baseline=None):
         from ecgrepro.explain.shapley import LEAD_GAMES, exact_lead_shapley
 
-        device = next(model.parameters()).device
         base = np.zeros(x.shape[1:], np.float32) if exact_baseline is None else exact_baseline
-        model.cpu()  # the lead games run on the CPU
-        try:
-            phi = [
-                exact_lead_shapley(model, x[i], base, game=game, n_valid=int(n_valid[i]))[0][
-                    :, target[i]
-                ]
-                for i in range(len(x))
+        phi = [  # on the model's device
+            exact_lead_shapley(model, x[i], base, game=game, n_valid=int(n_valid[i]))[0][
+                :, target[i]
             ]
-        finally:
-            model.to(device)
+            for i in range(len(x))
+        ]
         return np.array(phi, dtype=np.float64).reshape(len(x), len(LEAD_GAMES[game]))
 
     fn.__name__ = f"exact_shapley_{game}"

@@ -35,6 +35,7 @@ from torch import nn
 
 from ecgrepro.beats import valid_lengths
 from ecgrepro.config import CLASSES
+from ecgrepro.runtime import model_device
 
 with warnings.catch_warnings():
     # shap imports tqdm.auto, which warns in a notebook without ipywidgets
@@ -171,12 +172,13 @@ def gradient_shap_per_lead(
     model = model.eval()
     n_samples = explained.shape[-1]
     lengths = valid_lengths(n_valid, (len(explained),), n_samples)
-    bg = torch.from_numpy(np.ascontiguousarray(background, dtype=np.float32))
+    device = model_device(model)  # explained on the model's device
+    bg = torch.from_numpy(np.ascontiguousarray(background, dtype=np.float32)).to(device)
     out = np.zeros((len(explained), explained.shape[1]))
     for c in np.unique(targets):
         rows = np.flatnonzero(targets == c)
         explainer = shap.GradientExplainer(_ClassLogit(model, int(c)), bg)
-        x = torch.from_numpy(np.ascontiguousarray(explained[rows], dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(explained[rows], dtype=np.float32)).to(device)
         values = explainer.shap_values(x, nsamples=nsamples, rseed=seed + int(c))
         values = np.asarray(values[0] if isinstance(values, list) else values)
         values = values.reshape(len(rows), explained.shape[1], -1)

@@ -50,6 +50,7 @@ from ecgrepro.explain.shap_leads import (
     sum_flags,
 )
 from ecgrepro.explain.store import cached
+from ecgrepro.runtime import model_device
 
 __all__ = [
     "INDEPENDENT_LEADS",
@@ -143,10 +144,13 @@ class PanelResult:
 
 @torch.no_grad()
 def _logits(model: nn.Module, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    device = model_device(model)
     return (
         np.concatenate(
             [
-                model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).numpy()
+                model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device))
+                .cpu()
+                .numpy()
                 for i in range(0, len(x), batch_size)
             ]
         )
@@ -241,7 +245,7 @@ def shap_panel(
         raise ValueError(f"exact_baseline must be 'zeros' or 'mean', not {exact_baseline!r}")
     if store_dir is not None and not model_key:
         raise ValueError("storing explanations needs the model's artifact key (model_key)")
-    model = model.eval().cpu()
+    model = model.eval()  # explained where it is: the pipeline's device
     x_all = ds.signals
     names = ds.records.record.astype(str).to_numpy()
     reused: list[str] = []

@@ -97,7 +97,7 @@ def explain_panels(pipe, models: Mapping, params: Mapping, log=print) -> tuple[d
     p = params
     t0 = time.perf_counter()
     results = {
-        fig: shap_panel(models[m].model.cpu(), pipe.datasets[d], p["n_background"],
+        fig: shap_panel(models[m].model.to(pipe.device), pipe.datasets[d], p["n_background"],
                         p["n_explained"], p["nsamples"], p["n_per_class"], p["exact_per_panel"],
                         p["exact_baseline"], p["seed"], model_key=models[m].key,
                         store_dir=pipe.artifacts / "explain", log=log)

@@ -115,7 +115,7 @@ def lead_values(
     ----------
     model : torch.nn.Module
         (batch, 12, n_samples) -> logits; put in eval mode. The values are
-        computed on the CPU; the model is back on its device afterwards.
+        computed on the model's device; the model is not moved.
     x : numpy.ndarray, shape (n, 12, n_samples), float32, mV
     target : int or numpy.ndarray of int, shape (n,)
     n_valid : numpy.ndarray of int, shape (n,), optional

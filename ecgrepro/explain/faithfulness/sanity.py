@@ -49,14 +49,17 @@ def randomised_models(
     ------
     stage : str
     model : torch.nn.Module
-        In eval mode; each yield is a new copy.
+        In eval mode, on ``model``'s device; each yield is a new copy. The new weights are
+        drawn on the CPU (torch's CPU generator, seeded), so a stage's weights are the same
+        whichever device the model is on.
 
     Raises
     ------
     KeyError
         For an unknown stage.
     """
-    current = copy.deepcopy(model).eval()
+    device = next(model.parameters()).device
+    current = copy.deepcopy(model).cpu().eval()  # new weights from the CPU generator, any device
     for k, stage in enumerate(stages):
         torch.manual_seed(seed + k)
         for name in STAGES[stage]:
@@ -65,7 +68,7 @@ def randomised_models(
                     module.reset_parameters()
                 if hasattr(module, "reset_running_stats"):
                     module.reset_running_stats()
-        yield stage, copy.deepcopy(current).eval()
+        yield stage, copy.deepcopy(current).to(device).eval()
 
 
 def map_similarity(

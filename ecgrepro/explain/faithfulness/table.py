@@ -275,7 +275,7 @@ def _curve_panel(pipe, m, tm, d, s: Settings, log):
     """One model on one test fold: the stored curves and the records' selection."""
     ds = pipe.datasets[d]
     res = shap_panel(
-        tm.model.cpu(), ds, s.n_background, s.n_explained, s.nsamples, s.n_per_class,
+        tm.model.to(pipe.device), ds, s.n_background, s.n_explained, s.nsamples, s.n_per_class,
         s.exact_per_panel, s.exact_baseline, s.seed, model_key=tm.key,
         store_dir=pipe.artifacts / "explain", log=log,
     )
