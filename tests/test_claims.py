@@ -157,3 +157,42 @@ def test_the_shap_caption_names_the_classes_that_have_a_row():
     assert rows_note(results) == ""
     results[max(PANELS)] = SimpleNamespace(matrices={"shap_published": one})
     assert rows_note(results).endswith(f"(Fig. {max(PANELS)}: SNR).")
+
+
+def test_the_gradcam_captions_say_when_a_case_scores_below_one_half():
+    from ecgrepro.pages.gradcam import confidence_notes
+
+    cases = pd.DataFrame(
+        {"record": ["cpsc/A1", "ptbxl/2", ""], "target": ["LBBB", "RBBB", "AF"],
+         "score": [0.11, 0.93, np.nan], "threshold": [0.05, 0.4, np.nan],
+         "predicted": ["SNR+LBBB+RBBB", "RBBB", ""]},
+        index=["lbbb", "rbbb", "snr_as_af"],
+    )
+    notes = confidence_notes(cases)
+    assert "LBBB score for this record is 0.11" in notes["lbbb"]
+    assert "threshold of 0.05, beside 2 other predicted classes" in notes["lbbb"]
+    assert notes["rbbb"] == "" and notes["snr_as_af"] == ""  # confident; no record drawn
+
+
+def test_the_lead_figure_caption_says_which_method_is_uniform():
+    from ecgrepro.config import CLASSES
+    from ecgrepro.explain.relevance import RELEVANCE_METHODS
+    from ecgrepro.pages.relevance import Explained, clinical_leads
+
+    rng = np.random.default_rng(0)
+    y = np.zeros((6, len(CLASSES)))
+    y[:3, CLASSES.index("AF")] = y[3:, CLASSES.index("LBBB")] = 1
+    result = {}
+    for meth in RELEVANCE_METHODS:
+        for c in ("AF", "LBBB"):
+            flat = meth == "lrp_epsilon_plus_flat"
+            result[f"{meth}.{c}.lead"] = np.ones((6, 12)) if flat else rng.random((6, 12))
+            result[f"{meth}.{c}.abs"] = np.ones(6)
+    pipe = SimpleNamespace(datasets={"cpsc": SimpleNamespace(y=y)})
+    ex = Explained(pipe, {("original", "cpsc"): result}, {"cpsc": np.arange(6)}, {}, [])
+    _, ranks, texts = clinical_leads(ex)
+    assert texts["a_uniform_caption"].startswith(" The LRP (EpsilonPlusFlat) panel is one colour")
+    assert "LRP (EpsilonPlusFlat)" not in set(ranks.method)  # nothing to rank
+    for meth in RELEVANCE_METHODS:
+        result[f"{meth}.AF.lead"] = result[f"{meth}.LBBB.lead"] = rng.random((6, 12))
+    assert clinical_leads(ex)[2]["a_uniform_caption"] == ""

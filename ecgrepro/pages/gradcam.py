@@ -153,6 +153,39 @@ def choice_texts(page, cases: pd.DataFrame, test, artifact) -> dict[str, str]:
     }
 
 
+def confidence_notes(cases: pd.DataFrame) -> dict[str, str]:
+    """Per case, a caption sentence when the record's score is below 0.5, else "".
+
+    The cases are the *most confident* correct records, yet on a small or briefly trained build
+    their score can lie far below 0.5, a positive call only because the threshold chosen on the
+    validation fold is low, often beside many other predicted classes: the map then explains a
+    weak, unspecific decision, not the confident one the paper's reading presumes.
+
+    Parameters
+    ----------
+    cases : pandas.DataFrame
+        :func:`ecgrepro.explain.figure_cases`'s ``cases`` (index: the case; ``target``,
+        ``score``, ``threshold``, ``predicted``: classes joined by ``+``).
+
+    Returns
+    -------
+    dict of str -> str
+        Case -> the sentence (with a leading space) or "".
+    """
+    notes = {}
+    for case, info in cases.iterrows():
+        notes[case] = ""
+        if info["record"] and pd.notna(info["score"]) and info["score"] < 0.5:
+            n = len(str(info["predicted"] or "").split("+"))
+            notes[case] = (
+                f" The model's {info['target']} score for this record is {info['score']:.2f}, "
+                f"a positive call only against its threshold of {info['threshold']:.2f}, beside "
+                f"{n - 1} other predicted class{'es' if n != 2 else ''}: the map explains a weak "
+                "decision, not the confident one the paper's reading presumes."
+            )
+    return notes
+
+
 def map_texts(page, cams: dict) -> dict[str, str]:
     """The glue texts on the maps: the captum check, their scale, cost, padding and resolution.
 
