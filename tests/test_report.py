@@ -45,7 +45,9 @@ def build(tmp_path):
     (nbs / "page_a.ipynb").write_text(
         json.dumps(_notebook({"profile": "quick", "fs_hz": 100, "ks": [2, 3]}, 12.34))
     )
-    (nbs / "page_b.ipynb").write_text(json.dumps(_notebook({"profile": "quick"}, 1.0)))
+    (nbs / "page_b.ipynb").write_text(
+        json.dumps(_notebook({"profile": "quick", "fs_hz": 500}, 1.0))
+    )
     return tmp_path
 
 
@@ -96,8 +98,13 @@ def test_run_report_lists_every_page_with_its_time_parameters_and_inventory(buil
     assert "**13**" in summary  # 12.3 + 1.0 s
     page = run_report_markdown(report)
     assert page.startswith("# Run report")
+    assert "## Parameters shared by pages" in page
+    header = next(line for line in page.splitlines() if line.startswith("| parameter |"))
+    assert header == "| parameter | page_a | page_b | page_c |"
+    assert "| `fs_hz` | 100 | 500 | - |" in page  # page_c never ran: it takes nothing
+    assert "| `page_a` | `ks` = [2, 3] |" in page
     for name in ("page_a", "page_b", "page_c"):
-        assert f"### `{name}`" in page
+        assert f"| `{name}` |" in page  # a row of its own parameters, one of its run facts
 
 
 def test_injected_parameters_are_hidden_but_kept(tmp_path):

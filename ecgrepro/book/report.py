@@ -323,19 +323,77 @@ def run_report_markdown(report: pd.DataFrame) -> str:
         "|---|---|",
         software,
         "",
-        "## Parameters of each page",
-        "",
+        *parameter_sections(report),
     ]
-    for page, rows in report.groupby("page", sort=False):
-        out.append(f"### `{page}`")
-        out.append("")
-        out.append("| parameter | value |")
-        out.append("|---|---|")
-        for p, v in zip(rows.parameter, rows.value, strict=True):
-            if not p.startswith(("run.commit", "version.")):
-                out.append(f"| `{p}` | `{_cell(v)}` |" if v else f"| `{p}` | |")
-        out.append("")
     return "\n".join(out) + "\n"
+
+
+#: Column labels of the run report's page x parameter matrix (a page not listed: its stem).
+PAGE_LABELS = {
+    "table1_dataset": "T1",
+    "table2_generalisation": "T2",
+    "table3_retraining": "T3",
+    "labels_and_the_gap": "Labels",
+    "fig2-5_shap_per_lead": "SHAP",
+    "fig6-8_gradcam": "Grad-CAM",
+    "companion_a_relevance": "A",
+    "companion_b_deletion_mask": "B",
+    "companion_c_clusters": "C",
+    "faithfulness": "Faith.",
+}
+
+
+def parameter_sections(report: pd.DataFrame) -> list[str]:
+    """The run report's parameters: a page x parameter matrix, then each page's own and its facts.
+
+    Parameters
+    ----------
+    report : pandas.DataFrame
+        :func:`run_report`.
+
+    Returns
+    -------
+    list of str
+        Markdown lines: "Parameters shared by pages" (a row per parameter that two or more pages
+        take, a column per page, :data:`PAGE_LABELS`; ``-`` where a page does not take it),
+        "Each page's own parameters" (one row per page) and "What each page's run recorded"
+        (device, data root, records, warnings, log, start: one row per page).
+    """
+    rows = report[~report.parameter.str.startswith(("run.commit", "version."))]
+    pages = list(dict.fromkeys(rows.page))
+    label = {p: PAGE_LABELS.get(p, p) for p in pages}
+    params = rows[~rows.parameter.str.startswith("run.")]
+    facts = rows[rows.parameter.str.startswith("run.")]
+    takers = params.groupby("parameter", sort=False).page.nunique()
+    shared = [p for p in takers.index if takers[p] > 1]
+    value = params.set_index(["parameter", "page"]).value
+    out = [
+        "## Parameters shared by pages",
+        "",
+        "One row per parameter that two or more pages take, one column per page ("
+        + ", ".join(f"{label[p]}: `{p}`" for p in pages)
+        + "); `-`: the page does not take it. A value that differs along a row is a page run "
+        "with other settings than the rest (an earlier build's page, or `--only` with `-p`).",
+        "",
+        "| parameter | " + " | ".join(label[p] for p in pages) + " |",
+        "|---|" + "---|" * len(pages),
+    ]
+    for name in shared:
+        cells = [_cell(value.get((name, p), "-")) or " " for p in pages]
+        out.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    out += ["", "## Each page's own parameters", "", "| page | parameters |", "|---|---|"]
+    for page in pages:
+        own = params[(params.page == page) & ~params.parameter.isin(shared)]
+        pairs = zip(own.parameter, own.value, strict=True)
+        text = "; ".join(f"`{k}` = {_cell(v)}" for k, v in pairs)
+        out.append(f"| `{page}` | {text or '-'} |")
+    out += ["", "## What each page's run recorded", "", "| page | facts |", "|---|---|"]
+    for page in pages:
+        mine = facts[facts.page == page]
+        pairs = zip(mine.parameter, mine.value, strict=True)
+        text = "; ".join(f"{k.removeprefix('run.')} {_cell(v)}" for k, v in pairs)
+        out.append(f"| `{page}` | {text or '-'} |")
+    return [*out, ""]
 
 
 def parameter_names(page: str, notebooks: Path = REPO_ROOT / "notebooks") -> list[str]:
