@@ -37,6 +37,18 @@ PREFETCH_DEPTH = 2
 _RESIDENT: dict[tuple, torch.Tensor] = {}
 
 
+def to_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host array on ``device``: on CUDA through pinned memory, without a host sync.
+
+    A copy from pageable memory makes the host wait; from pinned memory with ``non_blocking``
+    it is queued on the stream like a kernel, so the step never waits for it on the host.
+    """
+    t = torch.as_tensor(array)
+    if torch.device(device).type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def augment_tensor(
     x: torch.Tensor, draw: AugmentDraw, n_valid: np.ndarray | torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -69,15 +81,15 @@ def augment_tensor(
         raise ValueError(f"the draw holds {len(draw.scale)} records, the batch {len(x)}")
     device, length = x.device, x.shape[-1]
     if draw.scale.any():
-        rows = torch.as_tensor(np.flatnonzero(draw.scale), device=device)
-        x[rows] = x[rows] * torch.as_tensor(draw.factors[draw.scale], device=device)
+        rows = to_device(np.flatnonzero(draw.scale), device)
+        x[rows] = x[rows] * to_device(draw.factors[draw.scale], device)
     if draw.shift.any():
-        rows = torch.as_tensor(np.flatnonzero(draw.shift), device=device)
-        offset = torch.as_tensor(draw.offsets[draw.shift], device=device)
+        rows = to_device(np.flatnonzero(draw.shift), device)
+        offset = to_device(draw.offsets[draw.shift], device)
         if n_valid is None:
             x[rows] = x[rows] + offset
         else:
-            valid = torch.as_tensor(np.asarray(n_valid), device=device)[rows]
+            valid = to_device(np.asarray(n_valid), device)[rows]
             signal = torch.arange(length, device=device)[None, :] >= (length - valid)[:, None]
             x[rows] = x[rows] + offset * signal[:, None, :]
     return x
@@ -185,12 +197,12 @@ class BatchSource:
         if not len(idx):
             return torch.zeros((0, *self.samples.parts[0].shape[1:]), device=self.device)
         part_of = self.samples.part[idx]
-        rows = torch.as_tensor(self.samples.row[idx], device=self.device)
+        rows = to_device(self.samples.row[idx], self.device)
         if (part_of == part_of[0]).all():
             return self.parts[int(part_of[0])].index_select(0, rows)
         out = torch.empty((len(idx), *self.parts[0].shape[1:]), device=self.device)
         for p in np.unique(part_of):
-            sel = torch.as_tensor(np.flatnonzero(part_of == p), device=self.device)
+            sel = to_device(np.flatnonzero(part_of == p), self.device)
             out[sel] = self.parts[int(p)].index_select(0, rows[sel])
         return out
 
@@ -245,9 +257,9 @@ class BatchSource:
                 local = aug[lo:hi]
                 if local.any():
                     rows = (np.cumsum(aug) - 1)[lo:hi][local]  # their rows in the batch's draw
-                    where = torch.as_tensor(np.flatnonzero(local), device=self.device)
+                    where = to_device(np.flatnonzero(local), self.device)
                     x[where] = augment_tensor(x[where], draw.take(rows), s.n_valid[mine][local])
-            y = torch.from_numpy(s.y[mine]).to(self.device) if labels else None
+            y = to_device(s.y[mine], self.device) if labels else None
             yield x, y, len(idx)
 
     def _ahead(self, make, jobs):

@@ -19,9 +19,14 @@ apart, the compiled logits against the eager ones). Last, it estimates the
 paper profile's training wall time on 1, 4 and 8 GPUs from the measured
 paper-size step and data costs (an estimate: its assumptions are printed).
 
+At the paper's input (issue 26) it measures, on the CPU and, with CUDA present, on the GPU:
+the data path alone (records/s delivered as augmented, device-ready batches,
+:class:`ecgrepro.batches.BatchSource`; target >= 3,000 records/s), and for each speed option
+(:data:`OPTIONS`: faithful, bf16, bf16 autotuned, paper-fast) the bare step, the real loop and
+their ratio (target >= 95% on the CPU, 90% on a GPU); with CUDA it projects the paper profile's
+Tables 2-3 training from each option's loop rate.
+
 Target (issue 3): the training loop reaches >= 90% of the bare step's throughput.
-With CUDA present it also runs the paper size with bf16 autocast and estimates
-the wall time from the GPU's own figures.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ecgrepro.runtime import autocast, deterministic_algorithms
 from ecgrepro.throughput import (
     bare_step_throughput,
     compile_comparison,
+    data_path_throughput,
     distributed_throughput,
     flops_per_record,
     inference_throughput,
@@ -274,6 +280,83 @@ def section_compile(r: Report, args, tmp: Path, peak: float) -> None:
         r.say(line)
 
 
+#: The speed options of issue #26, as ``ecgrepro.catalogue.SPEED_OPTIONS`` values.
+OPTIONS = {
+    "faithful (float32, deterministic)": {"amp": "off", "deterministic": True, "compile": False},
+    "bf16, deterministic": {"amp": "bf16", "deterministic": True, "compile": False},
+    "bf16, autotuned": {"amp": "bf16", "deterministic": False, "compile": False},
+    "paper-fast (bf16, autotuned, compiled)": {
+        "amp": "bf16",
+        "deterministic": False,
+        "compile": True,
+    },
+}
+#: The data path must deliver this many records/s at the paper's input (2.5x the H200's
+#: faithful step, issue #26), so that the host never starves the GPU.
+DATA_PATH_TARGET = 3000.0
+
+
+def section_paper_path(r: Report, args, tmp: Path, device: torch.device) -> dict:
+    """At the paper's input: the data path alone, and bare step against loop for each option.
+
+    On ``device`` (CUDA when present, else the CPU). The data path: records/s delivered as
+    augmented, device-ready batches of 32 (no model), for each source mode that applies. The
+    options (:data:`OPTIONS`): the bare step and the real loop (memory map, augmentation,
+    batches through :class:`ecgrepro.batches.BatchSource`) at batch ``--batch-options``, and
+    their ratio.
+
+    Returns
+    -------
+    dict
+        Option name -> ``{"bare": records/s, "loop": records/s}``.
+    """
+    n_samples, where = SIZES["paper"], device.type
+    sec = f"paper path, {where}"
+    r.say(f"\n[paper input on {where}] 12 x {n_samples}: the data path alone, batch {args.batch}")
+    modes = [("prefetch", 2, False), ("inline", 0, False)]
+    if where == "cuda":
+        modes.insert(0, ("resident", 2, True))
+    for label, prefetch, resident in modes:
+        rate, mode = data_path_throughput(
+            n_samples, args.batch, args.steps_data, device, tmp, prefetch, resident
+        )
+        r.add(sec, f"data path alone, {mode}", rate, f"records/s (target >= {DATA_PATH_TARGET:g})")
+        r.say(
+            f"  {label}: {rate:,.0f} records/s delivered ({rate / DATA_PATH_TARGET:.1f}x the "
+            f"{DATA_PATH_TARGET:,.0f} target)"
+        )
+    batch = args.batch_options or (args.batch if where == "cuda" else 8)
+    r.say(f"  options: bare step and real loop, batch {batch}, {args.steps_options} timed steps")
+    figures = {}
+    for name, option in OPTIONS.items():
+        if option["compile"] and args.no_compile:
+            r.say(f"  {name}: skipped (--no-compile)")
+            continue
+        if option["amp"] == "bf16" and where == "cpu" and not cpu_bf16():
+            r.say(f"  {name}: skipped (this CPU has no bf16 instructions)")
+            continue
+        bare = bare_step_throughput(n_samples, batch, args.steps_options, device, **option)
+        loop, share = loop_throughput(n_samples, batch, args.steps_options, device, tmp, **option)
+        figures[name] = {"bare": bare, "loop": loop}
+        r.add(sec, f"bare step, {name}", bare, "records/s")
+        r.add(sec, f"training loop, {name}", loop, "records/s")
+        r.add(sec, f"loop / bare, {name}", loop / bare, "ratio (target >= 0.95 CPU, 0.9 GPU)")
+        r.say(
+            f"  {name}: bare {bare:,.1f}, loop {loop:,.1f} records/s = {100 * loop / bare:.0f}% "
+            f"of bare ({100 * share:.1f}% of the loop outside forward/backward)"
+        )
+    return figures
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def section_estimate(r: Report, paper: dict) -> None:
     """The paper profile's Tables 2-3 training on 1, 4 and 8 GPUs, from the CPU figures.
 
@@ -321,41 +404,30 @@ def section_estimate(r: Report, paper: dict) -> None:
 
 
 def section_cuda(r: Report, args, tmp: Path) -> None:
-    """The paper size on the CUDA device with bf16 autocast, and what it gives in hours."""
+    """The paper's input on the CUDA device: data path, options, and the projected training.
+
+    The projection of the paper profile's Tables 2-3 models (5 seeds of the Original, Ours_1
+    and Ours_2, 30 epochs, the full datasets' train folds: :func:`paper_estimate`) uses each
+    option's measured loop rate; ``ecgrepro plan --profile paper --rate R`` projects the whole
+    plan (every page's models, from the data's own record counts) from the same rate.
+    """
     if not torch.cuda.is_available():
-        r.say("\nno CUDA device: the bf16 paper-size GPU benchmark was not run")
+        r.say("\nno CUDA device: the paper-size GPU benchmark was not run")
         return
     gpu = torch.device("cuda")
-    n_samples = SIZES["paper"]
     name = torch.cuda.get_device_name(0)
-    gpu_peak = matmul_peak_gflops(gpu, n=8192, dtype=torch.bfloat16)
-    bare = bare_step_throughput(n_samples, args.batch, 20, gpu, amp=True)
-    loop, data_share = loop_throughput(n_samples, args.batch, 20, gpu, tmp, amp=True)
-    t_gpu, t_data = 1 / bare, data_share / loop
-    one_seed = paper_estimate(t_gpu, t_data, 1, args.batch, seeds=1)
     sec = f"cuda {name}"
+    gpu_peak = matmul_peak_gflops(gpu, n=8192, dtype=torch.bfloat16)
     r.add(sec, "bf16 matmul peak", gpu_peak * 1e9, "FLOP/s")
-    r.add(sec, "bare step, bf16", bare, "records/s")
-    r.add(sec, "training loop, bf16", loop, "records/s")
-    r.add(sec, "Tables 2-3 models, one seed each", one_seed / 60, "min")
-    r.say(f"\n[paper on CUDA: {name}] bf16 autocast, batch {args.batch}")
-    r.say(f"  bf16 matmul peak: {gpu_peak / 1e3:.0f} TFLOP/s")
-    r.say(
-        f"  bare step {bare:.0f} records/s; training loop {loop:.0f} records/s "
-        f"({100 * loop / bare:.0f}% of bare; {100 * data_share:.0f}% outside forward/backward)"
-    )
-    r.say(
-        "  Original, Ours_1 and Ours_2, one seed each, 30 epochs on the paper's records: "
-        f"{one_seed / 60:.1f} min (target < 20 min on one H200)"
-    )
-    for n_gpus in (1, 4, 8):
-        hours = r.add(
-            sec,
-            f"Tables 2-3 models (5 seeds), {n_gpus} GPU(s)",
-            paper_estimate(t_gpu, t_data, n_gpus, args.batch) / 3600,
-            "h",
+    r.say(f"\n[CUDA: {name}] bf16 matmul peak {gpu_peak / 1e3:.0f} TFLOP/s")
+    figures = section_paper_path(r, args, tmp, gpu)
+    for option, f in figures.items():
+        hours = paper_estimate(1 / f["loop"], 0.0, 1, args.batch) / 3600
+        r.add(sec, f"Tables 2-3 models (5 seeds), one GPU, {option}", hours, "h")
+        r.say(
+            f"  Tables 2-3 models (5 seeds x 3, 30 epochs), one GPU, {option}: {hours:.1f} h "
+            f"(ecgrepro plan --profile paper --rate {f['loop']:.0f}: the whole plan)"
         )
-        r.say(f"  Tables 2-3 models (5 seeds), {n_gpus} GPU(s), from these figures: {hours:.1f} h")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-paper", type=int, default=1, help="the same at the paper size")
     parser.add_argument("--steps-compare", type=int, default=6, help="timed batches per comparison")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes)")
+    parser.add_argument("--steps-data", type=int, default=30, help="batches timed, data path")
+    parser.add_argument("--steps-options", type=int, default=2, help="timed steps per option")
+    parser.add_argument(
+        "--batch-options", type=int, default=0, help="batch of the options (0: 32 on CUDA, 8 CPU)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -393,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         section_precision(r, args)
         section_compile(r, args, tmp, peak)
         section_estimate(r, figures["paper"])
+        section_paper_path(r, args, tmp, torch.device("cpu"))
         section_cuda(r, args, tmp)
     r.say(f"\nfigures written to {r.write(args.out)}")
     return 0

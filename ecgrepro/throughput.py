@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ecgrepro.batches import PREFETCH_DEPTH, BatchSource, epoch_draws
 from ecgrepro.models import resnet34
-from ecgrepro.runtime import autocast, init_distributed
+from ecgrepro.runtime import autocast, deterministic_algorithms, init_distributed
 from ecgrepro.train import Samples, train_one_epoch, train_step
 
 
@@ -52,6 +54,11 @@ def flops_per_record(n_samples: int) -> tuple[float, float]:
     return float(fwd.get_total_flops()), float(both.get_total_flops())
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bare_step_throughput(
     n_samples: int,
     batch: int,
@@ -59,25 +66,69 @@ def bare_step_throughput(
     device: torch.device,
     amp: str | bool = "off",
     model: nn.Module | None = None,
+    deterministic: bool | None = None,
+    compile: bool = False,
 ) -> float:
     """Records/s of forward/backward/Adam on one in-memory batch, after two warm-up steps.
 
     ``model``: the model to step (e.g. a compiled one); default a fresh ResNet-34.
+    ``deterministic``: True, False: under :func:`ecgrepro.runtime.deterministic_algorithms`
+    with that value (True: as the book trains by default; False: cuDNN autotuned); None: the
+    settings found. ``compile``: a :func:`torch.compile` d
+    model (compiled in the warm-up steps, not timed).
     """
     torch.manual_seed(0)
     model = (model if model is not None else resnet34()).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    net = torch.compile(model) if compile else model
     crit = nn.BCEWithLogitsLoss()
     x = torch.randn(batch, 12, n_samples, device=device)
     y = (torch.rand(batch, 9, device=device) < 0.2).float()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for i in range(steps + 2):
-        if i == 2:
-            sync()
-            t0 = time.perf_counter()
-        train_step(model, opt, crit, x, y, amp)
-    sync()
+    with nullcontext() if deterministic is None else deterministic_algorithms(deterministic):
+        for i in range(steps + 2):
+            if i == 2:
+                _sync(device)
+                t0 = time.perf_counter()
+            train_step(net, opt, crit, x, y, amp)
+        _sync(device)
     return batch * steps / (time.perf_counter() - t0)
+
+
+def data_path_throughput(
+    n_samples: int,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    folder: Path,
+    prefetch: int = PREFETCH_DEPTH,
+    resident: bool = True,
+) -> tuple[float, str]:
+    """Records/s the data path delivers as device-ready, augmented batches, with no model.
+
+    The batches of :class:`ecgrepro.batches.BatchSource` over a memory-mapped file of
+    ``batch * (steps + 2)`` records (every record augmentable), shuffled, after two warm-up
+    batches (which also bring the file into the page cache, as in a training's later epochs).
+
+    Returns
+    -------
+    rate : float
+        Records/s.
+    mode : str
+        The source's mode (``resident``, ``prefetch``, ``inline``).
+    """
+    samples = synthetic_samples(folder, batch * (steps + 2), n_samples)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(samples))
+    batches = [order[a : a + batch] for a in range(0, len(order), batch)]
+    draws = epoch_draws(samples.augment, batches, rng)
+    source = BatchSource(samples, device, prefetch=prefetch, resident=resident)
+    list(source.batches(batches[:2], draws[:2]))  # warm-up: page cache, device copy
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in source.batches(batches[2:], draws[2:]):
+        pass
+    _sync(device)
+    return batch * (len(batches) - 2) / (time.perf_counter() - t0), source.mode
 
 
 @torch.no_grad()
@@ -117,21 +168,30 @@ def loop_throughput(
     device: torch.device,
     folder: Path,
     amp: str | bool = "off",
+    deterministic: bool | None = None,
+    compile: bool = False,
 ) -> tuple[float, float]:
-    """Records/s of the real training loop over a memory-mapped file, and its data-time share."""
+    """Records/s of the real training loop over a memory-mapped file, and its data-time share.
+
+    ``deterministic`` and ``compile`` as :func:`bare_step_throughput`.
+    """
     samples = synthetic_samples(folder, batch * (steps + 2), n_samples)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     model = resnet34().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    net = torch.compile(model) if compile else model
     crit = nn.BCEWithLogitsLoss()
-    train_one_epoch(model, samples, opt, crit, rng, batch, device, amp, max_batches=2)  # warm-up
     timings: dict = {}
-    t0 = time.perf_counter()
-    train_one_epoch(
-        model, samples, opt, crit, rng, batch, device, amp, timings=timings, max_batches=steps
-    )
-    wall = time.perf_counter() - t0
+    with nullcontext() if deterministic is None else deterministic_algorithms(deterministic):
+        train_one_epoch(net, samples, opt, crit, rng, batch, device, amp, max_batches=2)
+        _sync(device)
+        t0 = time.perf_counter()
+        train_one_epoch(
+            net, samples, opt, crit, rng, batch, device, amp, timings=timings, max_batches=steps
+        )
+        _sync(device)
+        wall = time.perf_counter() - t0
     return batch * steps / wall, timings["data"] / (timings["data"] + timings["step"])
 
 
