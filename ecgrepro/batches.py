@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -128,8 +130,9 @@ def resident_parts(parts: Sequence[np.ndarray], device: torch.device) -> list | 
 
     They fit when the arrays not yet on the device take at most half of its free memory
     (:func:`torch.cuda.mem_get_info`), the other half left to the model and its activations.
-    Arrays already copied are kept (keyed by the array object and the device) for the next
-    training of the same process; when a new set does not fit, the old ones are let go first.
+    Arrays already copied are kept (keyed by the array object and the device, and dropped when
+    the array is) for the next training of the same process; when a new set does not fit, the
+    old ones are let go first (:func:`clear_resident`).
 
     Parameters
     ----------
@@ -143,18 +146,29 @@ def resident_parts(parts: Sequence[np.ndarray], device: torch.device) -> list | 
     """
     if device.type != "cuda":
         return None
+    device = torch.device("cuda", device.index if device.index is not None else 0)
     keys = [(id(p), p.shape, str(device)) for p in parts]
     need = sum(p.nbytes for p, k in zip(parts, keys, strict=True) if k not in _RESIDENT)
     if need and need > torch.cuda.mem_get_info(device)[0] // 2:
-        _RESIDENT.clear()
-        torch.cuda.empty_cache()
+        clear_resident()
         need = sum(p.nbytes for p in parts)
         if need > torch.cuda.mem_get_info(device)[0] // 2:
             return None
     for p, k in zip(parts, keys, strict=True):
         if k not in _RESIDENT:
-            _RESIDENT[k] = torch.from_numpy(np.ascontiguousarray(p)).to(device)
+            with warnings.catch_warnings():  # a read-only memory map: read, never written
+                warnings.simplefilter("ignore", UserWarning)
+                _RESIDENT[k] = torch.from_numpy(np.ascontiguousarray(p)).to(device)
+            # the entry dies with the array, so that a new array given its id never finds it
+            weakref.finalize(p, _RESIDENT.pop, k, None)
     return [_RESIDENT[k] for k in keys]
+
+
+def clear_resident() -> None:
+    """Let go of every signal array held on a device by :func:`resident_parts`."""
+    _RESIDENT.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class BatchSource:
@@ -179,7 +193,8 @@ class BatchSource:
         self.device = torch.device(device)
         self.parts = resident_parts(samples.parts, self.device) if resident else None
         self.prefetch = prefetch
-        self.mode = "resident" if self.parts else ("prefetch" if prefetch > 0 else "inline")
+        resident = self.parts is not None
+        self.mode = "resident" if resident else ("prefetch" if prefetch > 0 else "inline")
 
     def _host(self, idx: np.ndarray) -> torch.Tensor | None:
         """Records ``idx`` gathered on the host (pinned for CUDA); None for a resident source."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,12 +156,13 @@ def predict_scores(
     out = []
     starts = range(0, len(samples), batch_size)
     batches = [np.arange(a, min(a + batch_size, len(samples))) for a in starts]
-    for x, _, n in BatchSource(samples, device).batches(batches, labels=False):
-        if compile and n < batch_size:
-            x = torch.cat([x, x.new_zeros((batch_size - n,) + tuple(x.shape[1:]))])
-        with autocast(device, amp):
-            logits = net(x)[:n]
-        out.append(torch.sigmoid(logits.float()).cpu().numpy())
+    with closing(BatchSource(samples, device).batches(batches, labels=False)) as delivered:
+        for x, _, n in delivered:
+            if compile and n < batch_size:
+                x = torch.cat([x, x.new_zeros((batch_size - n,) + tuple(x.shape[1:]))])
+            with autocast(device, amp):
+                logits = net(x)[:n]
+            out.append(torch.sigmoid(logits.float()).cpu().numpy())
     n_out = model.fc.out_features if hasattr(model, "fc") else 0
     return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
 
@@ -323,19 +325,20 @@ def train_one_epoch(
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     bar = tqdm(total=len(batches), desc=desc, disable=None if dist.is_main else True, leave=False)
     t0 = time.perf_counter()
-    for xb, yb, n in source.batches(batches, draws, dist.rank, dist.world_size):
-        if timings is not None:
-            sync()
-            t1 = time.perf_counter()
-        loss = train_step(model, optimiser, criterion, xb, yb, amp, n, dist.world_size)
-        total += loss.double() * n / dist.world_size  # on the device: no sync per step
-        seen += n
-        if timings is not None:
-            sync()
-            timings["data"] = timings.get("data", 0.0) + t1 - t0
-            timings["step"] = timings.get("step", 0.0) + time.perf_counter() - t1
-        bar.update()
-        t0 = time.perf_counter()
+    with closing(source.batches(batches, draws, dist.rank, dist.world_size)) as delivered:
+        for xb, yb, n in delivered:  # closed on an error too: the prefetch thread stops
+            if timings is not None:
+                sync()
+                t1 = time.perf_counter()
+            loss = train_step(model, optimiser, criterion, xb, yb, amp, n, dist.world_size)
+            total += loss.double() * n / dist.world_size  # on the device: no sync per step
+            seen += n
+            if timings is not None:
+                sync()
+                timings["data"] = timings.get("data", 0.0) + t1 - t0
+                timings["step"] = timings.get("step", 0.0) + time.perf_counter() - t1
+            bar.update()
+            t0 = time.perf_counter()
     bar.close()
     if dist.world_size > 1:
         torch.distributed.all_reduce(total)

@@ -131,3 +131,20 @@ def test_on_cuda_the_resident_and_the_prefetch_source_agree_with_the_cpu(tmp_pat
         for (x, y, _), (cx, cy, _) in zip(source.batches(batches, draws), cpu, strict=True):
             assert x.is_cuda and torch.allclose(x.cpu(), cx, rtol=0, atol=1e-6)
             assert torch.equal(y.cpu(), cy)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_resident_array_leaves_the_device_with_its_array():
+    import gc
+
+    from ecgrepro import batches
+
+    batches.clear_resident()
+    a = np.random.default_rng(0).standard_normal((8, 12, 50)).astype(np.float32)
+    first = batches.resident_parts([a], torch.device("cuda"))
+    assert torch.equal(first[0].cpu(), torch.from_numpy(a)) and len(batches._RESIDENT) == 1
+    assert batches.resident_parts([a], torch.device("cuda:0"))[0] is first[0]  # one copy
+    del a, first
+    gc.collect()
+    assert not batches._RESIDENT  # a new array given the old id cannot find stale signals

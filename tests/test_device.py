@@ -78,6 +78,12 @@ def test_one_epoch_and_every_method_on_cuda():
     cpu_rand = [m.state_dict() for _, m in randomised_models(cpu_model, seed=1)]
     for a, b in zip(cuda_rand, cpu_rand, strict=True):
         assert all(torch.equal(a[k].cpu(), b[k]) for k in a)
+    from ecgrepro.explain.deletion_mask import deletion_mask
+    from ecgrepro.models import LeadLSTM
+
+    lstm = LeadLSTM(lead="II", num_classes=2).eval().cuda()  # cuDNN: no RNN backward in eval
+    out = deletion_mask(lstm, x, target, 100.0, N_VALID, n_iter=2)
+    assert np.isfinite(out["saliency"]).all()
     n = 16
     rng = np.random.default_rng(1)
     signals = rng.normal(0, 0.5, (n, 12, N_SAMPLES)).astype(np.float32)

@@ -18,6 +18,7 @@ in torch; the blur is :func:`scipy.signal.sosfiltfilt` of a Butterworth low-pass
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -249,60 +250,65 @@ def deletion_mask(
     }
     flags = [p.requires_grad for p in model.parameters()]
     t0 = time.perf_counter()
-    try:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for start in range(0, n, batch_size):
-            sl = slice(start, min(start + batch_size, n))
-            xb = torch.from_numpy(x[sl]).to(device)
-            bb = torch.from_numpy(blurred[sl]).to(device)
-            vb = torch.from_numpy(valid[sl]).to(device)
-            tb = torch.from_numpy(targets[sl].copy()).to(device)
-            w1 = torch.from_numpy(l1s[sl].copy()).to(device)
-            w2 = torch.from_numpy(tvs[sl].copy()).to(device)
-            # x and its blurred copy are both 0 in the padding: the mask changes nothing there
-            signal = torch.from_numpy(
-                np.arange(n_samples)[None, :] >= (n_samples - lengths[sl])[:, None]
-            ).to(device)[:, None, :]
+    # cuDNN refuses an RNN's backward in eval mode: on a GPU an LSTM runs on torch's own kernels
+    rnn = any(isinstance(mod, nn.RNNBase) for mod in model.modules())
+    no_cudnn = torch.backends.cudnn.flags(enabled=False) if rnn else contextlib.nullcontext()
+    with no_cudnn:
+        try:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            for start in range(0, n, batch_size):
+                sl = slice(start, min(start + batch_size, n))
+                xb = torch.from_numpy(x[sl]).to(device)
+                bb = torch.from_numpy(blurred[sl]).to(device)
+                vb = torch.from_numpy(valid[sl]).to(device)
+                tb = torch.from_numpy(targets[sl].copy()).to(device)
+                w1 = torch.from_numpy(l1s[sl].copy()).to(device)
+                w2 = torch.from_numpy(tvs[sl].copy()).to(device)
+                # x and its blurred copy are both 0 in the padding: the mask changes nothing there
+                signal = torch.from_numpy(
+                    np.arange(n_samples)[None, :] >= (n_samples - lengths[sl])[:, None]
+                ).to(device)[:, None, :]
 
-            def prob(inp: torch.Tensor, tb: torch.Tensor = tb) -> torch.Tensor:
-                return torch.sigmoid(model(inp).gather(1, tb[:, None])[:, 0])
+                def prob(inp: torch.Tensor, tb: torch.Tensor = tb) -> torch.Tensor:
+                    return torch.sigmoid(model(inp).gather(1, tb[:, None])[:, 0])
 
-            with torch.no_grad():
-                out["probability_start"][sl] = prob(xb).cpu().numpy()
-                out["probability_blur"][sl] = prob(bb).cpu().numpy()
-            init = (
-                np.stack(  # seeded per record, so that a record's mask does not depend on its batch
-                    [
-                        np.random.default_rng([seed, k]).uniform(0.95, 1.0, (n_leads, n_bins))
-                        for k in range(start, sl.stop)
-                    ]
-                )
-            )
-            m = torch.from_numpy(init.astype(np.float32)).to(device).requires_grad_(True)
-            opt = torch.optim.Adam([m], lr=lr)
-            for it in range(n_iter):
-                opt.zero_grad()
-                mm = upsample(m, n_samples, bin_len)
-                p = prob(xb * mm + bb * (1 - mm))
-                pen1, pen2 = mask_penalties(m, vb, tv_beta)
-                loss = p + w1 * pen1 + w2 * pen2
-                loss.sum().backward()
-                opt.step()
                 with torch.no_grad():
-                    m.clamp_(0, 1)
-                    m.masked_fill_(~vb[:, None, :], 1.0)
-                out["loss"][it] += float(loss.detach().sum()) / n
-            with torch.no_grad():
-                mm = upsample(m, n_samples, bin_len)
-                out["probability"][sl] = prob(xb * mm + bb * (1 - mm)).cpu().numpy()
-                pen1, pen2 = mask_penalties(m, vb, tv_beta)
-                out["deleted"][sl], out["tv"][sl] = pen1.cpu().numpy(), pen2.cpu().numpy()
-                out["mask_bins"][sl] = m.cpu().numpy()
-                out["saliency"][sl] = ((1 - mm) * signal).cpu().numpy()
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
+                    out["probability_start"][sl] = prob(xb).cpu().numpy()
+                    out["probability_blur"][sl] = prob(bb).cpu().numpy()
+                # seeded per record, so that a record's mask does not depend on its batch
+                init = (
+                    np.stack(
+                        [
+                            np.random.default_rng([seed, k]).uniform(0.95, 1.0, (n_leads, n_bins))
+                            for k in range(start, sl.stop)
+                        ]
+                    )
+                )
+                m = torch.from_numpy(init.astype(np.float32)).to(device).requires_grad_(True)
+                opt = torch.optim.Adam([m], lr=lr)
+                for it in range(n_iter):
+                    opt.zero_grad()
+                    mm = upsample(m, n_samples, bin_len)
+                    p = prob(xb * mm + bb * (1 - mm))
+                    pen1, pen2 = mask_penalties(m, vb, tv_beta)
+                    loss = p + w1 * pen1 + w2 * pen2
+                    loss.sum().backward()
+                    opt.step()
+                    with torch.no_grad():
+                        m.clamp_(0, 1)
+                        m.masked_fill_(~vb[:, None, :], 1.0)
+                    out["loss"][it] += float(loss.detach().sum()) / n
+                with torch.no_grad():
+                    mm = upsample(m, n_samples, bin_len)
+                    out["probability"][sl] = prob(xb * mm + bb * (1 - mm)).cpu().numpy()
+                    pen1, pen2 = mask_penalties(m, vb, tv_beta)
+                    out["deleted"][sl], out["tv"][sl] = pen1.cpu().numpy(), pen2.cpu().numpy()
+                    out["mask_bins"][sl] = m.cpu().numpy()
+                    out["saliency"][sl] = ((1 - mm) * signal).cpu().numpy()
+        finally:
+            for p, flag in zip(model.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
     out["seconds_per_record"] = (time.perf_counter() - t0) / max(n, 1)
     return out
 
