@@ -1,14 +1,12 @@
 """A full-size rehearsal (issue #27, item 2): ``make rehearsal``, by hand, not in CI.
 
 Nothing had run at the full datasets' size (21,799 PTB-XL records at 100 and 500 Hz, 6,877
-CPSC 2018 records of 6-60 s; the sample holds a tenth and 2%). :func:`synthetic_root` writes
-a data root of that layout, its counts scaled by a fraction: the real label files restricted
-to the chosen records, each record written by :func:`wfdb.wrsamp` as the releases write them
-(12 leads, format 16, 1000 adu/mV), its signal one of the sample's own records, so beats and
-QRS detection behave (its labels do not describe it: nothing learnt here means anything).
-:func:`run` times and measures, each in a process of its own, the data layer at the quick
-and paper shapes, ``ecgrepro plan --profile paper``, a few training batches of every
-catalogue model and the pages' record selections.
+CPSC 2018 records of 6-60 s; the sample holds a tenth and 2%).
+:func:`ecgrepro.rehearsal_root.synthetic_root` writes a data root of that layout, its counts
+scaled by a fraction, from the sample's own records. :func:`run` times and measures, each in a
+process of its own, the data layer at the quick and paper shapes, ``ecgrepro plan --profile
+paper``, a few training batches of every catalogue model, the pages' record selections and one
+page end to end (Table 2 under the quick shapes, one seed of one epoch: :data:`PAGE_STEP`).
 """
 
 from __future__ import annotations
@@ -28,13 +26,10 @@ import numpy as np
 import pandas as pd
 
 from ecgrepro.catalogue import MODELS
+from ecgrepro.rehearsal_root import CPSC_FS, synthetic_root
 
 #: Fractions of the full datasets ``make rehearsal`` runs: about the sample's PTB-XL, half, all.
 DEFAULT_FRACTIONS = (0.1, 0.5, 1.0)
-#: Least PTB-XL records per ``strat_fold`` and CPSC records in all, so every split keeps some.
-MIN_PER_FOLD, MIN_CPSC = 4, 20
-#: Share of CPSC records cut to 6-10 s (the sample's recordings last 10-60 s; CPSC's 6-60 s).
-SHORT_SHARE, SHORT_S = 0.05, (6.0, 10.0)
 #: Input shapes of the data layer: the quick and the paper profiles' (fs Hz, window s).
 SHAPES = {"quick": (100, 10), "paper": (500, 30)}
 #: Columns of ``<build>/tables/rehearsal.csv``.
@@ -43,8 +38,12 @@ COLUMNS = ("fraction", "step", "records", "seconds", "peak_rss_mb", "peak_anon_m
 #: Every step, in order: the root, the data layer, the plan (reusing the paper-shape caches),
 #: a few training batches of each catalogue model, the pages' record selections.
 STEPS = ("root", "data_quick", "data_paper", "plan_paper", *(f"train_{m}" for m in MODELS),
-         "selection")
-_CPSC_FS, _MB = 500, 2**20
+         "selection", "page_table2")
+#: The page run end to end (``ecgrepro book --only``, its HTML included) and its parameters:
+#: the quick shapes, reusing data_quick's caches; one seed of one epoch, so that the step
+#: measures the page's data, scoring and bootstrap at full size, not 30 epochs on 2 cores.
+PAGE_STEP = ("table2_generalisation", {"n_seeds": 1, "epochs": 1})
+_MB = 2**20
 
 
 def disk_estimate_mb(fraction: float) -> float:
@@ -62,172 +61,8 @@ def disk_estimate_mb(fraction: float) -> float:
         16 s) and its rows in one cache at both shapes.
     """
     ptbxl = 12 * (2 * (1000 + 5000) + 3 * 4 * (1000 + 15000))
-    cpsc = 12 * (2 * 16 * _CPSC_FS + 4 * (1000 + 15000))
+    cpsc = 12 * (2 * 16 * CPSC_FS + 4 * (1000 + 15000))
     return fraction * (21_799 * ptbxl + 6_877 * cpsc) / _MB
-
-
-def _systematic(order: np.ndarray, k: int) -> np.ndarray:
-    """``k`` evenly spaced entries of ``order`` (all when ``k >= len(order)``)."""
-    return order if k >= len(order) else order[((np.arange(k) + 0.5) * len(order) / k).astype(int)]
-
-
-def choose_records(fraction: float, source: Path, seed: int = 0) -> tuple[list[int], list[str]]:
-    """The records of a synthetic root: PTB-XL ``ecg_id`` s and CPSC recording names.
-
-    Parameters
-    ----------
-    fraction : float
-        In (0, 1]; 1.0: every record the label files of ``source`` list.
-    source : pathlib.Path
-        A data root holding the real ``ptbxl_database.csv`` and ``REFERENCE.csv``.
-    seed : int
-        Orders the records within a stratum.
-
-    Returns
-    -------
-    ptbxl : list of int
-        ``max(MIN_PER_FOLD, round(fraction * n))`` of each ``strat_fold``'s n records, evenly
-        spaced over them sorted by first CPSC class (published mapping; "none" if dropped).
-    cpsc : list of str
-        ``max(MIN_CPSC, round(fraction * n))`` of the n recordings, evenly spaced over them
-        sorted by first label.
-
-    Raises
-    ------
-    ValueError
-        If ``fraction`` is not in (0, 1].
-    """
-    from ecgrepro.data import cpsc, ptbxl
-
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    meta, _ = ptbxl.load_metadata(source)
-    first = meta.classes.map(lambda c: c[0] if c else "none")
-    ids: list[int] = []
-    for _, fold in meta.groupby("strat_fold"):
-        key = first[fold.index].to_numpy(dtype=str)
-        order = fold.index.to_numpy()[np.lexsort((rng.random(len(fold)), key))]
-        ids += _systematic(order, max(MIN_PER_FOLD, round(fraction * len(fold)))).tolist()
-    labels, _ = cpsc.load_reference(source)
-    names = labels.index.to_numpy()
-    key = labels.classes.map(lambda c: c[0]).to_numpy(dtype=str)
-    order = names[np.lexsort((rng.random(len(names)), key))]
-    chosen = set(_systematic(order, max(MIN_CPSC, round(fraction * len(names)))))
-    return sorted(ids), [n for n in names if n in chosen]
-
-
-def _read(path: str, memo: dict) -> tuple[np.ndarray, list[str], list[str]]:
-    """A sample record as stored (int16 at 1000 adu/mV), its lead names and comments, read once."""
-    import wfdb
-
-    if path not in memo:
-        rec = wfdb.rdrecord(path, physical=False, return_res=16)
-        d = rec.d_signal
-        if list(rec.adc_gain) != [1000.0] * 12 or any(rec.baseline):
-            d = np.round(rec.dac() * 1000).astype(np.int16)  # the releases' 1000 adu/mV
-        memo[path] = (d, list(rec.sig_name), list(rec.comments))
-    return memo[path]
-
-
-def _write(folder: Path, name: str, fs: int, d: np.ndarray, names, comments=()) -> None:
-    import wfdb
-
-    folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * 12, sig_name=list(names), d_signal=d,
-                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12,
-                comments=list(comments), write_dir=str(folder))
-
-
-def synthetic_root(out: Path, fraction: float, source: Path | None = None, seed: int = 0) -> dict:
-    """Write a data root with the full datasets' layout, its record counts scaled by ``fraction``.
-
-    Parameters
-    ----------
-    out : pathlib.Path
-        The root to write (``ptb-xl/``, ``cpsc2018/``, ``README.md``); absent or empty.
-    fraction : float
-        In (0, 1] (:func:`choose_records`); 1.0: 21,799 PTB-XL and 6,877 CPSC records.
-    source : pathlib.Path, optional
-        The sample (:func:`ecgrepro.config.find_data_root`): its label files and the records
-        recycled.
-    seed : int
-        Which records (:func:`choose_records`) and which CPSC records are cut short.
-
-    Returns
-    -------
-    dict
-        ``ptbxl`` and ``cpsc``: records written; ``ptbxl_recycled``, ``cpsc_recycled``: of
-        them, those whose signal is another record's; ``root``: ``out``.
-
-    Raises
-    ------
-    FileExistsError
-        If ``out`` holds anything.
-    ValueError
-        If ``fraction`` is not in (0, 1].
-
-    Notes
-    -----
-    PTB-XL: each ``ecg_id`` at ``filename_lr`` and ``filename_hr``, its signal the sample's
-    record of that id and frequency, else the one at ``ecg_id mod n`` of the n there. CPSC:
-    CinC 2020's layout (``cpsc2018/g1/A0001.hea``, 1,000 a folder) as ``.hea``/``.dat``,
-    ``#Dx:`` from ``REFERENCE.csv``, the signal one of the sample's Challenge-form records
-    (10-60 s), a seeded :data:`SHORT_SHARE` of them cut to 6-10 s.
-    """
-    from ecgrepro.config import find_data_root
-    from ecgrepro.data import cpsc, ptbxl
-    from ecgrepro.data.labels import DX_TO_CLASS
-
-    out, source = Path(out), find_data_root(source)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; the rehearsal writes a new data root")
-    ids, names = choose_records(fraction, source, seed)
-    sources: dict = {}
-    ptbxl.ptbxl_dir(out).mkdir(parents=True, exist_ok=True)
-    src_dir, out_dir = ptbxl.ptbxl_dir(source), ptbxl.ptbxl_dir(out)
-    raw = pd.read_csv(src_dir / "ptbxl_database.csv", dtype=str, keep_default_na=False)
-    raw[raw.ecg_id.astype(int).isin(ids)].to_csv(out_dir / "ptbxl_database.csv", index=False)
-    meta = raw.set_index(raw.ecg_id.astype(int))  # the file names, as the loaders read them
-    shutil.copyfile(src_dir / "scp_statements.csv", out_dir / "scp_statements.csv")
-    recycled = {"ptbxl": 0, "cpsc": 0}
-    for fs, col in ptbxl.FILENAME_COLUMN.items():
-        pool = meta.index[ptbxl.present(source, meta, fs)].to_numpy()
-        held = set(pool.tolist())
-        for e in ids:
-            src = e if e in held else int(pool[e % len(pool)])
-            recycled["ptbxl"] += src != e and fs == 100
-            d, leads, _ = _read(str(ptbxl.record_path(source, meta, src, fs)), sources)
-            target = out_dir / meta.at[e, col]
-            _write(target.parent, target.name, fs, d, leads)
-    labels, _ = cpsc.load_reference(source)
-    index = cpsc.index_records(source)
-    pool = index[(index.form == "wfdb") & index.path.map(lambda p: Path(p + ".mat").is_file())]
-    pool = pool.drop_duplicates("record").set_index("record").path
-    dx = {c: abbr for abbr, c in DX_TO_CLASS.items() if not abbr.isdigit()}
-    rng = np.random.default_rng(seed)
-    short = rng.random(len(names)) < SHORT_SHARE
-    short_s = rng.uniform(*SHORT_S, len(names))
-    ref = (cpsc.cpsc_dir(source) / "REFERENCE.csv").read_bytes().decode().splitlines(True)
-    cpsc.cpsc_dir(out).mkdir(parents=True, exist_ok=True)
-    keep = set(names)
-    rows = [line for line in ref[1:] if line.split(",")[0].strip() in keep]
-    (cpsc.cpsc_dir(out) / "REFERENCE.csv").write_text(ref[0] + "".join(rows), newline="")
-    for i, name in enumerate(names):
-        number = int(name.lstrip("A"))
-        src = name if name in pool.index else pool.index[number % len(pool)]
-        recycled["cpsc"] += src != name
-        d, leads, comments = _read(pool[src], sources)
-        n = min(len(d), round(short_s[i] * _CPSC_FS)) if short[i] else len(d)
-        kept = [c for c in comments if c.split(":")[0].strip() in ("Age", "Sex")]
-        codes = ",".join(dx[c] for c in labels.at[name, "classes"])
-        extra = [f"Dx: {codes}", "Rx: Unknown", "Hx: Unknown", "Sx: Unknown"]
-        folder = cpsc.cpsc_dir(out) / f"g{(number - 1) // 1000 + 1}"
-        _write(folder, name, _CPSC_FS, d[:n], leads, kept + extra)
-    (out / "README.md").write_text(f"# Synthetic data root of the ecgrepro rehearsal (fraction "
-                                   f"{fraction:g}, seed {seed}), from {source}\n")
-    return {"ptbxl": len(ids), "cpsc": len(names), "ptbxl_recycled": recycled["ptbxl"],
-            "cpsc_recycled": recycled["cpsc"], "root": str(out)}
 
 
 def _data_step(root: Path, build: Path, shape: str) -> dict:
@@ -411,7 +246,22 @@ def _plan_facts(csv: Path) -> dict:
             f"{seen / GPU_TRAINING_RATE / 3600:.1f} h at {GPU_TRAINING_RATE:g} records/s, one H200"}
 
 
+def _page_facts(build: Path) -> dict:
+    """The page step's outcome: its table written, and the records its models saw."""
+    page, _ = PAGE_STEP
+    facts = json.loads((build / "run" / f"{page}.json").read_text())
+    used = sum(int(d.get("used", 0)) for d in facts.get("datasets", {}).values())
+    rows = len(pd.read_csv(build / "tables" / "table2.csv"))
+    return {"records": used, "ok": rows > 0,
+            "note": f"{page} end to end under the quick shapes, {rows} rows in table2.csv"}
+
+
 def _command(step: str, fraction, root, build, source, seed, n_batches, result) -> list[str]:
+    if step == "page_table2":
+        page, params = PAGE_STEP
+        sets = [a for k, v in params.items() for a in ("-p", k, str(v))]
+        return [sys.executable, "-m", "ecgrepro.cli", "book", "--profile", "quick", "--only",
+                page, *sets, "--data", str(root), "--build-dir", str(build)]
     if step == "plan_paper":
         return [sys.executable, "-m", "ecgrepro.cli", "plan", "--profile", "paper", "--data",
                 str(root), "--build-dir", str(build), "--csv", str(Path(build) / "plan_paper.csv")]
@@ -488,7 +338,11 @@ def run(fractions=DEFAULT_FRACTIONS, work: Path | None = None, build: Path | Non
             row = {"fraction": fraction, "step": step, **got,
                    "disk_mb": disk_mb(root, bdir) - before, "signals_mb": 0.0}
             if got["rc"] == 0:
-                facts = _plan_facts(bdir / "plan_paper.csv") if step == "plan_paper" else {}
+                facts = {}  # a rehearsal step writes its own; plan and page are read here
+                if step == "plan_paper":
+                    facts = _plan_facts(bdir / "plan_paper.csv")
+                elif step == "page_table2":
+                    facts = _page_facts(bdir)
                 row.update(facts or json.loads(result.read_text()))
             else:
                 row.update(ok=False, note=f"failed (exit {got['rc']}): {logs / (step + '.log')}")

@@ -8,6 +8,7 @@ table of the documented columns.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import wfdb
 
-from ecgrepro import rehearsal
+from ecgrepro import rehearsal, rehearsal_root
 from ecgrepro.config import find_data_root
 from ecgrepro.data import load_cpsc, load_ptbxl
 from ecgrepro.data.sample import sample_manifest
@@ -32,19 +33,19 @@ def sample() -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, sample) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("rehearsal") / "data"
-    return root, rehearsal.synthetic_root(root, FRACTION, sample, seed=0)
+    return root, rehearsal_root.synthetic_root(root, FRACTION, sample, seed=0)
 
 
 def expected_counts(sample: Path, fraction: float) -> tuple[int, int]:
     """PTB-XL and CPSC records of a fraction, counted from the label files themselves."""
     folds = pd.read_csv(sample / "ptb-xl" / "ptbxl_database.csv").strat_fold.value_counts()
-    n_ptbxl = sum(max(rehearsal.MIN_PER_FOLD, round(fraction * n)) for n in folds)
+    n_ptbxl = sum(max(rehearsal_root.MIN_PER_FOLD, round(fraction * n)) for n in folds)
     n_cpsc = len(pd.read_csv(sample / "cpsc2018" / "REFERENCE.csv"))
-    return n_ptbxl, max(rehearsal.MIN_CPSC, round(fraction * n_cpsc))
+    return n_ptbxl, max(rehearsal_root.MIN_CPSC, round(fraction * n_cpsc))
 
 
 def test_full_fraction_is_every_listed_record(sample):
-    ids, names = rehearsal.choose_records(1.0, sample)
+    ids, names = rehearsal_root.choose_records(1.0, sample)
     assert (len(ids), len(names)) == (21_799, 6_877)
     assert len(set(ids)) == len(ids) and len(set(names)) == len(names)
 
@@ -102,11 +103,11 @@ def test_recycled_records_keep_their_beats(tiny, sample):
 
 def test_refuses_a_bad_fraction_or_a_used_folder(tmp_path, sample):
     with pytest.raises(ValueError, match="fraction"):
-        rehearsal.synthetic_root(tmp_path / "a", 1.5, sample)
+        rehearsal_root.synthetic_root(tmp_path / "a", 1.5, sample)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x").write_text("")
     with pytest.raises(FileExistsError):
-        rehearsal.synthetic_root(tmp_path / "b", FRACTION, sample)
+        rehearsal_root.synthetic_root(tmp_path / "b", FRACTION, sample)
 
 
 def test_measure_sees_memory_and_exit_status(tmp_path):
@@ -143,3 +144,18 @@ def test_summary_says_when_a_step_holds_the_signals():
     assert "no step holds all signals" in rehearsal.summary(pd.DataFrame(rows))
     rows[1]["peak_anon_mb"] = 15_000.0
     assert "HOLDS" in rehearsal.summary(pd.DataFrame(rows))
+
+
+def test_the_page_step_runs_table2_end_to_end_under_the_quick_shapes(tmp_path):
+    cmd = rehearsal._command("page_table2", 0.1, tmp_path / "d", tmp_path / "b", None, 0, 3,
+                             tmp_path / "r.json")
+    assert cmd[1:] == ["-m", "ecgrepro.cli", "book", "--profile", "quick", "--only",
+                       "table2_generalisation", "-p", "n_seeds", "1", "-p", "epochs", "1",
+                       "--data", str(tmp_path / "d"), "--build-dir", str(tmp_path / "b")]
+    (tmp_path / "b" / "run").mkdir(parents=True)
+    (tmp_path / "b" / "tables").mkdir()
+    facts = {"datasets": {"cpsc": {"used": 30}, "ptbxl (published)": {"used": 70}}}
+    (tmp_path / "b" / "run" / "table2_generalisation.json").write_text(json.dumps(facts))
+    pd.DataFrame({"value": [0.5, 0.6]}).to_csv(tmp_path / "b" / "tables" / "table2.csv")
+    got = rehearsal._page_facts(tmp_path / "b")
+    assert got["records"] == 100 and got["ok"] and "2 rows" in got["note"]
