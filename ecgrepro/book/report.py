@@ -328,7 +328,7 @@ def run_report_markdown(report: pd.DataFrame) -> str:
     return "\n".join(out) + "\n"
 
 
-#: Column labels of the run report's page x parameter matrix (a page not listed: its stem).
+#: Short page names of the run report's page x parameter matrix (a page not listed: its stem).
 PAGE_LABELS = {
     "table1_dataset": "T1",
     "table2_generalisation": "T2",
@@ -354,8 +354,9 @@ def parameter_sections(report: pd.DataFrame) -> list[str]:
     Returns
     -------
     list of str
-        Markdown lines: "Parameters shared by pages" (a row per parameter that two or more pages
-        take, a column per page, :data:`PAGE_LABELS`; ``-`` where a page does not take it),
+        Markdown lines: "Parameters shared by pages" (the page x parameter matrix folded to
+        fit the column: a row per parameter that two or more pages take and per value, with
+        the pages, :data:`PAGE_LABELS`, that ran with it),
         "Each page's own parameters" (one row per page) and "What each page's run recorded"
         (device, data root, records, warnings, log, start: one row per page).
     """
@@ -370,17 +371,22 @@ def parameter_sections(report: pd.DataFrame) -> list[str]:
     out = [
         "## Parameters shared by pages",
         "",
-        "One row per parameter that two or more pages take, one column per page ("
+        "The page x parameter matrix, folded so that it fits the page: one row per parameter that "
+        "two or more pages take and per value it has, with the pages that ran with that value ("
         + ", ".join(f"{label[p]}: `{p}`" for p in pages)
-        + "); `-`: the page does not take it. A value that differs along a row is a page run "
-        "with other settings than the rest (an earlier build's page, or `--only` with `-p`).",
+        + "). A parameter on two rows is one that pages ran with different values (an earlier "
+        "build's page, or `--only` with `-p`).",
         "",
-        "| parameter | " + " | ".join(label[p] for p in pages) + " |",
-        "|---|" + "---|" * len(pages),
+        "| parameter | value | pages |",
+        "|---|---|---|",
     ]
     for name in shared:
-        cells = [_cell(value.get((name, p), "-")) or " " for p in pages]
-        out.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        by_value: dict[str, list[str]] = {}
+        for p in pages:
+            if (name, p) in value.index:
+                by_value.setdefault(str(value[(name, p)]), []).append(label[p])
+        for v, takers in by_value.items():
+            out.append(f"| `{name}` | {_cell(v) or ' '} | {', '.join(takers)} |")
     out += ["", "## Each page's own parameters", "", "| page | parameters |", "|---|---|"]
     for page in pages:
         own = params[(params.page == page) & ~params.parameter.isin(shared)]
