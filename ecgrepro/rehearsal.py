@@ -180,18 +180,36 @@ def _proc_status(pid: int) -> dict[str, float]:
     return {k: float(v.split()[0]) / 1024 for k, _, v in fields if v.strip().endswith("kB")}
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a page's kernel under ``ecgrepro book``), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += children.get(out[-1], [])
+    return out
+
+
 def measure(cmd: list[str], log_file: Path, env: dict | None = None) -> dict:
     """Run one command (its output to ``log_file``, environment ``env``) and measure it.
 
     Returns
     -------
     dict
-        ``rc``, ``seconds`` (wall), ``peak_rss_mb`` (the largest ``VmHWM``, the process's peak
-        resident set since its ``exec``, sampled every 50 ms, NaN if never sampled; not
-        ``ru_maxrss``, which counts the parent's pages held between fork and exec) and
-        ``peak_anon_mb`` (the largest ``RssAnon`` of ``/proc/<pid>/status``, sampled every
-        50 ms: memory that is not a mapped file, so a memory-mapped signal cache read
-        through does not count, while signals copied into memory do; NaN without ``/proc``).
+        ``rc``, ``seconds`` (wall), ``peak_rss_mb`` (the largest, over samples every 50 ms,
+        of the process's ``VmHWM``, its peak resident set since its ``exec``, plus the
+        resident sets of the processes it started, such as a page's kernel; NaN if never
+        sampled; not ``ru_maxrss``, which counts the parent's pages held between fork and
+        exec) and ``peak_anon_mb`` (the largest ``RssAnon`` of ``/proc/<pid>/status`` summed
+        over the same processes: memory that is not a mapped file, so a memory-mapped signal
+        cache read through does not count, while signals copied into memory do; NaN without
+        ``/proc``).
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     t0, peak, hwm = time.perf_counter(), float("nan"), float("nan")
@@ -201,9 +219,11 @@ def measure(cmd: list[str], log_file: Path, env: dict | None = None) -> dict:
             pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            status_now = _proc_status(proc.pid)
-            peak = float(np.fmax(peak, status_now.get("RssAnon", np.nan)))
-            hwm = float(np.fmax(hwm, status_now.get("VmHWM", np.nan)))
+            tree = [_proc_status(p) for p in _descendants(proc.pid)]
+            if tree and tree[0]:
+                anon = sum(t.get("RssAnon", 0.0) for t in tree)
+                rss = sum(t.get("VmRSS", 0.0) for t in tree[1:]) + tree[0].get("VmHWM", 0.0)
+                peak, hwm = float(np.fmax(peak, anon)), float(np.fmax(hwm, rss))
             time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return {"rc": proc.returncode, "seconds": time.perf_counter() - t0,
