@@ -93,9 +93,10 @@ bench: venv ## training-speed benchmark: records/s, FLOPs, share outside forward
 # Synthetic data roots of 0.1, 0.5 and 1.0 times the full datasets (21,799 PTB-XL records at 100
 # and 500 Hz, 6,877 CPSC), the sample's records recycled; each step timed and measured in its own
 # process; the table in _build/tables/rehearsal.csv, the roots and caches removed once measured.
-# Estimated from runs at 0.002-0.02: about 1.5 h on 2 CPU cores and 60 GB of free disk at 1.0
-# (four paper-shape signal caches); it refuses to start a fraction the disk cannot hold.
-rehearsal: venv ## by hand, not in CI: full-size rehearsal on synthetic data (~1.5 h, 60 GB disk)
+# Measured at 1.0 on 2 CPU cores (2026-12-05): 33 min and 55.6 GB of disk (48 GB of it the four
+# paper-shape signal caches); 0.1 and 0.5 add about 4 and 17 min. It refuses to start a fraction
+# the disk cannot hold.
+rehearsal: venv ## by hand, not in CI: full-size rehearsal on synthetic data (~1 h, 56 GB disk)
 	$(PY) -m ecgrepro.rehearsal $(ARGS)
 
 # Table 2 (PROFILE=quick) executed twice, retraining every model, into two build folders of its
